@@ -1,0 +1,95 @@
+"""The solo-learn adapter: the only part of sfrik-plugin that imports ``solo``.
+
+Importing this package checks that the maintained solo-learn (GitHub, omegaconf/Lightning-2
+generation) is installed and registers SFRIK in solo-learn's method registry, so that a
+config with ``method: sfrik`` works in solo-learn's training code and in our launchers::
+
+    import sfrik_plugin.solo            # registers "sfrik" in solo.methods.METHODS
+    from solo.methods import METHODS
+    model = METHODS["sfrik"](cfg)
+
+:func:`register` is idempotent and is also called by every launcher process (including each
+process Lightning starts for DDP), so multi-GPU and multi-node runs find the method.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SoloLearnNotAvailable",
+    "SOLO_INSTALL_HINT",
+    "check_solo_learn",
+    "solo_learn_status",
+    "register",
+    "SFRIK",
+]
+
+SOLO_INSTALL_HINT = (
+    "sfrik_plugin.solo needs the maintained solo-learn from GitHub (the Lightning-2 / hydra "
+    "generation, setup.py version 1.0.6 or later, e.g. commit 9187ea3); PyPI's solo-learn 1.0.2 "
+    "(2021) is a different, incompatible generation. Install it from a source checkout with the "
+    "setuptools constraint its setup.py needs today:\n"
+    "    git clone https://github.com/vturrisi/solo-learn && cd solo-learn\n"
+    "    echo 'setuptools<81' > /tmp/solo-constraint.txt\n"
+    "    PIP_CONSTRAINT=/tmp/solo-constraint.txt pip install .\n"
+    "(see the README section 'Installing solo-learn')."
+)
+
+
+class SoloLearnNotAvailable(ImportError):
+    """solo-learn is missing, or is the old PyPI generation this adapter cannot use."""
+
+
+def solo_learn_status() -> tuple[bool, str]:
+    """``(usable, explanation)`` without raising: is a suitable solo-learn importable?"""
+    try:
+        import solo  # noqa: F401
+    except ImportError as error:
+        return False, f"solo-learn is not installed ({error}).\n{SOLO_INSTALL_HINT}"
+    except Exception as error:  # an old solo-learn can fail on import with modern dependencies
+        return False, f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}"
+    try:
+        from solo.args.pretrain import parse_cfg  # noqa: F401  (hydra/omegaconf generation)
+        from solo.methods import METHODS
+        from solo.methods.base import BaseMethod
+    except ImportError as error:
+        version = getattr(__import__("solo"), "__version__", "unknown")
+        return False, (
+            f"the installed solo-learn (version {version}) is the wrong generation: it lacks the "
+            f"omegaconf/Lightning-2 API ({error}).\n{SOLO_INSTALL_HINT}"
+        )
+    except Exception as error:
+        return False, f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}"
+    if not isinstance(METHODS, dict) or not hasattr(BaseMethod, "add_and_assert_specific_cfg"):
+        return False, f"the installed solo-learn has an unexpected method registry/BaseMethod.\n{SOLO_INSTALL_HINT}"
+    return True, "ok"
+
+
+def check_solo_learn() -> None:
+    """Raises :class:`SoloLearnNotAvailable` with install instructions unless solo-learn is usable."""
+    usable, why = solo_learn_status()
+    if not usable:
+        raise SoloLearnNotAvailable(why)
+
+
+check_solo_learn()
+
+from .method import SFRIK, SFRIK_METHOD_DEFAULTS, check_sfrik_method_kwargs  # noqa: E402
+
+
+def register() -> None:
+    """Adds ``"sfrik"`` to ``solo.methods.METHODS`` (idempotent; safe to call in every process)."""
+    import solo.methods
+
+    current = solo.methods.METHODS.get("sfrik")
+    if current is not None and current is not SFRIK:
+        raise RuntimeError(
+            f"solo.methods.METHODS['sfrik'] is already taken by {current!r}; refusing to replace it"
+        )
+    solo.methods.METHODS["sfrik"] = SFRIK
+    # attribute access like solo's own methods: ``from solo.methods import SFRIK``
+    setattr(solo.methods, "SFRIK", SFRIK)
+    if hasattr(solo.methods, "__all__") and "SFRIK" not in solo.methods.__all__:
+        solo.methods.__all__.append("SFRIK")
+
+
+register()
