@@ -1,0 +1,126 @@
+"""SFRIK model zoo: a manifest of pretrained models, safe downloads, format conversions.
+
+Three lines from nothing to features::
+
+    >>> import torch
+    >>> from sfrik_plugin.zoo import load_pretrained
+    >>> model = load_pretrained("sfrik-r50-in1k-200ep-q32768", target="timm")  # doctest: +SKIP
+    >>> feats = model(torch.randn(1, 3, 224, 224))                               # doctest: +SKIP
+    >>> feats.shape                                                              # doctest: +SKIP
+    torch.Size([1, 2048])
+
+Nothing here imports solo-learn.  Command line: ``sfrik-zoo --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .convert import (
+    CONVERT_TARGETS,
+    LOAD_TARGETS,
+    ConversionError,
+    build_model,
+    check_backbone,
+    convert,
+    extract_backbone,
+    load_checkpoint,
+    load_model,
+    to_official,
+    to_solo,
+    to_timm,
+    to_torchvision,
+)
+from .download import (
+    ChecksumError,
+    UnverifiedDownloadWarning,
+    ZooDownloadError,
+    cache_dir,
+    download,
+    fetch_url,
+    sha256_file,
+)
+from .manifest import ManifestError, ModelEntry, UnknownModelError, get_entry, list_models, load_manifest
+
+__all__ = [
+    "CONVERT_TARGETS", "LOAD_TARGETS", "ChecksumError", "ConversionError", "ManifestError",
+    "ModelEntry", "UnknownModelError", "UnverifiedDownloadWarning", "ZooDownloadError",
+    "build_model", "cache_dir", "check_backbone", "convert", "download", "extract_backbone",
+    "extract_archive", "fetch_url", "get_entry", "list_models", "load_checkpoint", "load_manifest",
+    "load_model", "load_pretrained", "sha256_file", "to_official", "to_solo", "to_timm",
+    "to_torchvision", "weights_path",
+]
+
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt")
+
+
+def extract_archive(archive: Union[str, os.PathLike], dest: Union[str, os.PathLike]) -> Path:
+    """Extract a tar(.gz) safely into ``dest`` (no absolute paths, ``..``, links out, devices).
+
+    Extraction goes to ``dest + '.tmp'`` first and is renamed when complete.
+    """
+    dest = Path(dest)
+    if dest.is_dir():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(tmp, filter="data")  # refuses unsafe members (Python >= 3.11.4)
+    os.replace(tmp, dest)
+    return dest
+
+
+def weights_path(name: str, **download_kwargs: Any) -> Path:
+    """Path of a file holding the model's weights, downloading (and extracting) if needed."""
+    entry = get_entry(name, download_kwargs.get("manifest"))
+    path = download(entry, **download_kwargs)
+    if entry.format != "official-full-checkpoint-targz":
+        return path
+    folder = extract_archive(path, path.with_name(path.name.split(".tar")[0] + "_extracted"))
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    if len(found) != 1:
+        raise ZooDownloadError(
+            f"expected one weight file ({', '.join(_WEIGHT_SUFFIXES)}) in {path}, found "
+            f"{[str(p.relative_to(folder)) for p in found] or 'none'}"
+        )
+    return found[0]
+
+
+def load_pretrained(
+    name: str,
+    target: str = "timm",
+    *,
+    cache: Optional[Union[str, os.PathLike]] = None,
+    sha256: Optional[str] = None,
+    progress: bool = True,
+    manifest: Optional[Union[str, os.PathLike]] = None,
+    **download_kwargs: Any,
+):
+    """Download (or find in the cache) a zoo model and hand it over as ``target``.
+
+    ``target``: ``"timm"`` / ``"torchvision"`` → a feature extractor in eval mode (classifier
+    replaced by identity, output = pooled features); ``"state_dict"`` → the official-format
+    backbone state_dict.  For solo-learn use :func:`to_solo` or ``sfrik-zoo convert``.
+
+    Example::
+
+        >>> m = load_pretrained("sfrik-r50-in1k-200ep-q32768", target="torchvision")  # doctest: +SKIP
+    """
+    if target not in LOAD_TARGETS:
+        raise ConversionError(
+            f"unknown target {target!r}; allowed: {', '.join(LOAD_TARGETS)} "
+            f"(for solo-learn checkpoints use sfrik_plugin.zoo.to_solo or `sfrik-zoo convert --to solo`)"
+        )
+    path = weights_path(name, cache=cache, sha256=sha256, progress=progress, manifest=manifest,
+                        **download_kwargs)
+    obj = load_checkpoint(path)  # weights only: never executes code from a download
+    if target == "state_dict":
+        return to_official(obj)
+    return load_model(obj, target)
