@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .distributed import all_reduce_sum
 from .kernels import GaussianKernel, TruncatedLegendreKernel
-from .mmd import check_embeddings, kernel_mean, resolve_distributed
+from .mmd import check_embeddings, kernel_mean, resolve_distributed, sphere_statistics
 
 __all__ = [
     "SFRIK_LOSS_DEFAULTS",
@@ -118,38 +118,37 @@ def _multiview_loss(
     normalize: bool,
     group: Any,
     check_finite: bool,
+    names: Sequence[str] | None = None,
 ) -> SFRIKLossOutput:
     views = list(large) + list(small)
-    names = [f"large[{i}]" for i in range(len(large))] + [f"small[{i}]" for i in range(len(small))]
-    _check_same_shapes(views, names, check_finite)
+    if names is None:
+        names = [f"large[{i}]" for i in range(len(large))] + [f"small[{i}]" for i in range(len(small))]
+    _check_same_shapes(views, names, check_finite=False)
     for name, value in (("sim_coeff", sim_coeff), ("mmd_coeff", mmd_coeff)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if normalize:
-        views = [_normalize(v) for v in views]
     # invariance: each large view against every other view (two views: plain MSE)
-    pair_sums = [
-        (views[i] - views[j]).pow(2).sum() for i in range(len(large)) for j in range(len(views)) if j != i
-    ]
-    pair_means = _global_mean(torch.stack(pair_sums), views[0].numel(), distributed, group)
-    invariance = pair_means.mean()
-    regularized = views if regularize_small else views[: len(large)]
-    mmd = torch.stack(
-        [
-            kernel_mean(
-                v,
-                kernel,
-                estimator=estimator,
-                method=method,
-                block_size=block_size,
-                distributed=distributed,
-                group=group,
-                check_finite=False,
-            )
-            for v in regularized
-        ]
-    ).mean() - kernel.uniform_mean(views[0].shape[1])
+    pairs = [(i, j) for i in range(len(large)) for j in range(len(views)) if j != i]
+    regularized = range(len(views)) if regularize_small else range(len(large))
+    statistics = sphere_statistics(
+        views,
+        pairs,
+        tuple(regularized),
+        kernel,
+        normalize=normalize,
+        estimator=estimator,
+        method=method,
+        block_size=block_size,
+        distributed=distributed,
+        group=group,
+    )
+    invariance = statistics[: len(pairs)].mean()
+    mmd = statistics[len(pairs) :].mean() - kernel.uniform_mean(views[0].shape[1])
     loss = sim_coeff * invariance + mmd_coeff * mmd
+    if check_finite and not bool(torch.isfinite(loss)):
+        # checking the scalar output costs nothing; find the culprit only on failure
+        _check_same_shapes(views, names, check_finite=True)
+        raise ValueError(f"the SFRIK loss is not finite ({float(loss)}) although its inputs are")
     return SFRIKLossOutput(loss, invariance, mmd)
 
 
@@ -203,6 +202,7 @@ def sfrik_loss_func(
         normalize=normalize,
         group=group,
         check_finite=check_finite,
+        names=("z1", "z2"),
     )
 
 

@@ -34,9 +34,11 @@ Everything runs in float32 (float64 inputs stay float64) even under fp16/bf16 au
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .distributed import all_reduce_sum, gather_rows, world_size_and_rank
@@ -58,71 +60,193 @@ DISTRIBUTED_MODES = ("auto", "sharded", "replicated", "none")
 GRAM_BLOCK_ELEMENTS = 1 << 26
 
 
-def _phi_block(kernel, rows: Tensor, cols: Tensor, dim: int, diagonal_start: int | None, with_derivative: bool):
-    """φ (and φ') on ``rows @ colsᵀ``, with the entries (i, diagonal_start + i) zeroed if asked."""
-    gram = rows @ cols.T
+def _phi_block(kernel, gram: Tensor, dim: int, diagonal_start: int | None, with_derivative: bool):
+    """φ (and φ') of a Gram block, with the entries (i, diagonal_start + i) zeroed if asked."""
     if with_derivative:
         value, derivative = kernel.phi_and_derivative(gram, dim)
     else:
         value, derivative = kernel.phi(gram, dim), None
-    del gram
     if diagonal_start is not None:
-        diagonal = torch.arange(rows.shape[0], device=rows.device)
+        diagonal = torch.arange(gram.shape[0], device=gram.device)
         value[diagonal, diagonal + diagonal_start] = 0
         if derivative is not None:
             derivative[diagonal, diagonal + diagonal_start] = 0
     return value, derivative
 
 
-class _KernelRowSum(torch.autograd.Function):
-    """``Σ_{i ∈ rows, j ∈ cols} φ(r_iᵀ c_j) / normaliser``, summed over ranks if ``group``.
+def _all_gather_rows(tensor: Tensor, sizes: list[int], group) -> Tensor:
+    """Plain (non-differentiable) all-gather of row blocks of possibly different sizes."""
+    largest = max(sizes)
+    padded = tensor.new_zeros((largest,) + tuple(tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    torch.distributed.all_gather(pieces, padded, group=group)
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
 
-    ``cols`` is the whole (global) batch and the ``rows`` of all ranks partition it, so the
-    global sum is symmetric in its arguments and the gradient for row ``z_k`` is
-    ``2 Σ_j φ'(z_kᵀ z_j) z_j / normaliser``: one product, computed from this rank's rows alone.
-    ``cols`` therefore receives no gradient (pass it detached).
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything :class:`_SphereStatistics` needs besides the tensors."""
+
+    kernel: RotationInvariantKernel
+    dim: int
+    normalize: bool
+    pairs: tuple[tuple[int, int], ...]  # (i, j): mean squared distance between views i and j
+    regularized: tuple[int, ...]  # views whose kernel mean is computed
+    unbiased: bool
+    block_size: int | None  # None: whole row block at once, φ' kept for the backward
+    group: Any  # set in sharded mode only
+    offset: int  # first global row of this rank
+    sizes: tuple[int, ...]  # rows per rank
+    eps: float = 1e-12
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.sizes)
+
+
+class _SphereStatistics(torch.autograd.Function):
+    """Pair distances and kernel means of (optionally L2-normalised) views, in one pass.
+
+    Returns the vector ``[pair means..., kernel means...]``:
+    ``mean_{k,d} (x_ik - x_jk)²`` for each pair (i, j) and ``mean φ(x_kᵀ x_l)`` for each
+    regularised view, over the global batch, where ``x = z / ||z||`` (or ``z``).
+
+    Why one hand-written function: the normalisation, the invariance and the MMD all reduce to
+    Gram entries of the *raw* embeddings (``x_kᵀ x_l = s_k s_l z_kᵀ z_l`` with ``s = 1/||z||``),
+    and their gradients to ``α ⊙ (B Z) + β ⊙ z + γ ⊙ z_other`` with per-row scalars α, β, γ.
+    So a step costs one Gram product forward and one product backward per view plus a few
+    passes over the N × q inputs, where autograd's composition needs two products and a dozen
+    passes. And because the global Gram matrix is symmetric and the ranks' rows partition
+    it, the gradient for row k is ``2 Σ_l φ'(x_kᵀ x_l) x_l``: each rank computes it from its own
+    rows (n_local × N) alone, which is what makes the sharded mode exact.
     """
 
     @staticmethod
-    def forward(ctx, rows, cols, kernel, dim, diagonal_start, block_size, group, normaliser):
-        keep_derivative = block_size is None
-        total = rows.new_zeros(())
-        saved_derivative = None
-        step = rows.shape[0] if block_size is None else block_size
-        for start in range(0, rows.shape[0], step):
-            block = rows[start : start + step]
-            diagonal = None if diagonal_start is None else diagonal_start + start
-            value, derivative = _phi_block(kernel, block, cols, dim, diagonal, keep_derivative)
-            total = total + value.sum()
-            saved_derivative = derivative
-        if group is not None:
-            torch.distributed.all_reduce(total, group=group)
-        ctx.kernel, ctx.dim, ctx.diagonal_start = kernel, dim, diagonal_start
-        ctx.block_size, ctx.group, ctx.normaliser = block_size, group, normaliser
-        if keep_derivative:
-            ctx.save_for_backward(cols, saved_derivative)
-        else:
-            ctx.save_for_backward(cols, rows)
-        return total / normaliser
+    def forward(ctx, plan: _Plan, *views):
+        dim, total = plan.dim, plan.total_rows
+        scales, active, squared_norms = [], [], []
+        for z in views:
+            norms = torch.linalg.vector_norm(z, dim=1)
+            if plan.normalize:
+                scale = 1.0 / norms.clamp_min(plan.eps)
+                active.append((norms >= plan.eps).to(z.dtype))  # normalize's Jacobian projects only here
+            else:
+                scale = torch.ones_like(norms)
+                active.append(torch.zeros_like(norms))
+            scales.append(scale)
+            squared_norms.append((norms * scale).pow(2))  # ||x_k||²
+
+        row_dots = {}
+        sums = []
+        for i, j in plan.pairs:
+            key = (min(i, j), max(i, j))
+            if key not in row_dots:
+                row_dots[key] = torch.linalg.vecdot(views[key[0]], views[key[1]])
+            cross = row_dots[key] * scales[i] * scales[j]
+            sums.append((squared_norms[i] + squared_norms[j] - 2.0 * cross).sum())
+
+        kept = {}
+        columns = {}
+        for v in plan.regularized:
+            z, s = views[v], scales[v]
+            if plan.group is not None:
+                all_rows, all_scales = _all_gather_rows(z, list(plan.sizes), plan.group), _all_gather_rows(
+                    s, list(plan.sizes), plan.group
+                )
+            else:
+                all_rows, all_scales = z, s
+            columns[v] = (all_rows, all_scales)
+            step = z.shape[0] if plan.block_size is None else plan.block_size
+            total_value = z.new_zeros(())
+            for start in range(0, z.shape[0], step):
+                gram = z[start : start + step] @ all_rows.T
+                gram.mul_(s[start : start + step, None]).mul_(all_scales[None, :])
+                diagonal = plan.offset + start if plan.unbiased else None
+                value, derivative = _phi_block(plan.kernel, gram, dim, diagonal, plan.block_size is None)
+                total_value = total_value + value.sum()
+                del value
+                if plan.block_size is None:
+                    # rowsum of φ'(G) ∘ G is x_kᵀ(∂/∂x_k): the normalisation's Jacobian needs it
+                    dot_gram = (derivative * gram).sum(dim=1)
+                    kept[v] = (derivative.mul_(all_scales[None, :]), dot_gram)
+                del gram
+            sums.append(total_value)
+
+        out = torch.stack(sums) if sums else views[0].new_zeros(0)
+        if plan.group is not None:
+            torch.distributed.all_reduce(out, group=plan.group)
+        normalisers = [float(total * dim)] * len(plan.pairs) + [
+            float(total * (total - 1) if plan.unbiased else total * total)
+        ] * len(plan.regularized)
+        out = out / out.new_tensor(normalisers)
+
+        ctx.plan = plan
+        ctx.normalisers = normalisers
+        ctx.kept = kept
+        ctx.columns = columns
+        ctx.row_dots = row_dots
+        ctx.save_for_backward(*views)
+        ctx.scales, ctx.active, ctx.squared_norms = scales, active, squared_norms
+        return out
 
     @staticmethod
-    def backward(ctx, grad_output):
-        grad = grad_output.contiguous().clone()
-        if ctx.group is not None:
+    def backward(ctx, grad_out):
+        plan = ctx.plan
+        views = ctx.saved_tensors
+        grad = grad_out.contiguous().clone()
+        if plan.group is not None:
             # every rank's (identical) output depends on these rows
-            torch.distributed.all_reduce(grad, group=ctx.group)
-        scale = grad * (2.0 / ctx.normaliser)
-        if ctx.block_size is None:
-            cols, derivative = ctx.saved_tensors
-            return (derivative @ cols) * scale, None, None, None, None, None, None, None
-        cols, rows = ctx.saved_tensors
-        grad_rows = torch.empty_like(rows)
-        for start in range(0, rows.shape[0], ctx.block_size):
-            block = rows[start : start + ctx.block_size]
-            diagonal = None if ctx.diagonal_start is None else ctx.diagonal_start + start
-            _, derivative = _phi_block(ctx.kernel, block, cols, ctx.dim, diagonal, True)
-            torch.mm(derivative, cols, out=grad_rows[start : start + ctx.block_size])
-        return grad_rows * scale, None, None, None, None, None, None, None
+            torch.distributed.all_reduce(grad, group=plan.group)
+        weights = 2.0 * grad / grad.new_tensor(ctx.normalisers)
+        pair_weights = weights[: len(plan.pairs)]
+        kernel_weights = dict(zip(plan.regularized, weights[len(plan.pairs) :]))
+        scales, active = ctx.scales, ctx.active
+
+        grads = []
+        for v, z in enumerate(views):
+            s = scales[v]
+            # ∂L/∂x_v = self_coeff x_v - Σ_o other[o] x_o + w_v B_v Z_all ;  x_vᵀ(∂L/∂x_v) accumulates in along
+            self_coeff = z.new_zeros(())
+            others: dict[int, Tensor] = {}
+            for (i, j), a in zip(plan.pairs, pair_weights):
+                if v not in (i, j) or i == j:
+                    continue
+                o = j if i == v else i
+                self_coeff = self_coeff + a
+                others[o] = others.get(o, 0.0) + a
+            along = self_coeff * ctx.squared_norms[v]
+            for o, a in others.items():
+                along = along - a * ctx.row_dots[(min(v, o), max(v, o))] * s * scales[o]
+
+            if v in kernel_weights:
+                w = kernel_weights[v]
+                all_rows, all_scales = ctx.columns[v]
+                if plan.block_size is None:
+                    derivative, dot_gram = ctx.kept[v]
+                    along = along + w * dot_gram
+                    result = (derivative * (w * s)[:, None]) @ all_rows
+                else:
+                    result = torch.empty_like(z)
+                    for start in range(0, z.shape[0], plan.block_size):
+                        stop = start + plan.block_size
+                        gram = z[start:stop] @ all_rows.T
+                        gram.mul_(s[start:stop, None]).mul_(all_scales[None, :])
+                        diagonal = plan.offset + start if plan.unbiased else None
+                        _, derivative = _phi_block(plan.kernel, gram, plan.dim, diagonal, True)
+                        along[start:stop] += w * (derivative * gram).sum(dim=1)
+                        derivative.mul_(all_scales[None, :]).mul_((w * s[start:stop])[:, None])
+                        torch.mm(derivative, all_rows, out=result[start:stop])
+                        del gram, derivative
+            else:
+                result = torch.zeros_like(z)
+            # ∂L/∂z_v = s (∂L/∂x_v - active · x_v (x_vᵀ ∂L/∂x_v)),  x_v = s z_v
+            # (expand_as: a broadcast per-row factor takes a much slower addcmul kernel on CPU)
+            result.addcmul_(z, (s * s * (self_coeff - active[v] * along))[:, None].expand_as(z))
+            for o, a in others.items():
+                result.addcmul_(views[o], (-a * s * scales[o])[:, None].expand_as(z))
+            grads.append(result)
+        return (None, *grads)
 
 
 def _feature_space_sum(z: Tensor, coefficients, unbiased: bool, group, total_rows: int) -> Tensor:
@@ -202,6 +326,7 @@ def kernel_mean(
     block_size: int | None = None,
     distributed: str = "auto",
     group: Any = None,
+    normalize: bool = False,
     check_finite: bool = True,
 ) -> Tensor:
     """Mean of ``φ(z_iᵀ z_j)`` over the (global) batch's Gram matrix.
@@ -218,6 +343,7 @@ def kernel_mean(
         distributed: ``"auto"`` (= ``"sharded"`` under a process group), ``"sharded"``,
             ``"replicated"`` or ``"none"``.
         group: process group (default: the world).
+        normalize: L2-normalise the rows first (differentiably).
         check_finite: raise on NaN/inf inputs (one device sync per call).
 
     Returns:
@@ -232,11 +358,44 @@ def kernel_mean(
     """
     kernel = _as_kernel(kernel)
     check_embeddings(z, check_finite=check_finite)
+    return sphere_statistics(
+        [z],
+        (),
+        (0,),
+        kernel,
+        normalize=normalize,
+        estimator=estimator,
+        method=method,
+        block_size=block_size,
+        distributed=distributed,
+        group=group,
+    )[0]
+
+
+def sphere_statistics(
+    views: Sequence[Tensor],
+    pairs: Sequence[tuple[int, int]],
+    regularized: Sequence[int],
+    kernel: RotationInvariantKernel,
+    *,
+    normalize: bool,
+    estimator: str,
+    method: str,
+    block_size: int | None,
+    distributed: str,
+    group: Any = None,
+) -> Tensor:
+    """``[pair means..., kernel means...]`` of a list of same-shape views (inputs already checked).
+
+    The engine under :func:`kernel_mean` and the losses: the mean squared distance between
+    (normalised) views i and j for each pair, then the kernel mean of each regularised view,
+    all over the global batch, by the computation path and distributed mode asked for.
+    """
     _check_choice("estimator", estimator, ESTIMATORS)
     _check_choice("method", method, METHODS)
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    dim = z.shape[1]
+    dim = views[0].shape[1]
     coefficients = kernel.feature_space_coefficients(dim)
     if method == "feature" and coefficients is None:
         raise ValueError(
@@ -245,21 +404,21 @@ def kernel_mean(
     mode, group, world_size, rank = resolve_distributed(distributed, group)
     unbiased = estimator == "u"
 
-    device_type = z.device.type if z.device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
+    device_type = views[0].device.type if views[0].device.type in ("cuda", "cpu", "xpu", "mps") else "cpu"
     with torch.autocast(device_type=device_type, enabled=False):
-        z = _float32_at_least(z)
+        views = [_float32_at_least(v) for v in views]
         if mode == "replicated":
-            z, _, _ = gather_rows(z, group, differentiable=True)
+            views = [gather_rows(v, group, differentiable=True)[0] for v in views]
             mode, group = "none", None
-        local_rows = z.shape[0]
+        local_rows = views[0].shape[0]
         if mode == "sharded":
-            columns, offset, sizes = gather_rows(z, group, differentiable=False)
-            total_rows = sum(sizes)
+            sizes = _row_counts(local_rows, views[0].device, group, world_size)
+            offset = sum(sizes[:rank])
         else:
-            columns, offset, total_rows = z.detach(), 0, local_rows
+            sizes, offset = [local_rows], 0
+        total_rows = sum(sizes)
         if total_rows < 2:
             raise ValueError(f"the MMD needs at least 2 embeddings in the (global) batch, got {total_rows}")
-        normaliser = float(total_rows * (total_rows - 1) if unbiased else total_rows**2)
 
         if method == "auto":
             if coefficients is not None and dim < total_rows:
@@ -269,19 +428,43 @@ def kernel_mean(
             else:
                 method = "gram"
         if method == "feature":
-            return _feature_space_sum(z, coefficients, unbiased, group, total_rows) / normaliser
+            return _feature_space_statistics(
+                views, pairs, regularized, coefficients, normalize, unbiased, group, total_rows
+            )
         if method == "blocked" and block_size is None:
             block_size = max(1, GRAM_BLOCK_ELEMENTS // total_rows)
-        return _KernelRowSum.apply(
-            z,
-            columns,
-            kernel,
-            dim,
-            offset if unbiased else None,
-            block_size if method == "blocked" else None,
-            group,
-            normaliser,
+        plan = _Plan(
+            kernel=kernel,
+            dim=dim,
+            normalize=normalize,
+            pairs=tuple(tuple(p) for p in pairs),
+            regularized=tuple(regularized),
+            unbiased=unbiased,
+            block_size=block_size if method == "blocked" else None,
+            group=group if mode == "sharded" else None,
+            offset=offset,
+            sizes=tuple(sizes),
         )
+        return _SphereStatistics.apply(plan, *views)
+
+
+def _row_counts(local_rows: int, device, group, world_size: int) -> list[int]:
+    local = torch.tensor([local_rows], device=device, dtype=torch.long)
+    counts = [torch.empty_like(local) for _ in range(world_size)]
+    torch.distributed.all_gather(counts, local, group=group)
+    return [int(c.item()) for c in counts]
+
+
+def _feature_space_statistics(views, pairs, regularized, coefficients, normalize, unbiased, group, total_rows):
+    """The same vector as :class:`_SphereStatistics`, by autograd in feature space (degree <= 2)."""
+    dim = views[0].shape[1]
+    if normalize:
+        views = [F.normalize(v, dim=1, eps=1e-12) for v in views]
+    pieces = [(views[i] - views[j]).pow(2).sum() / float(total_rows * dim) for i, j in pairs]
+    pieces = [all_reduce_sum(p, group) for p in pieces]
+    normaliser = float(total_rows * (total_rows - 1) if unbiased else total_rows**2)
+    pieces += [_feature_space_sum(views[v], coefficients, unbiased, group, total_rows) / normaliser for v in regularized]
+    return torch.stack(pieces) if pieces else views[0].new_zeros(0)
 
 
 def mmd_to_uniform(z: Tensor, kernel: RotationInvariantKernel | str | None = None, **kwargs) -> Tensor:

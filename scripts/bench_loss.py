@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Forward + backward time and peak memory of the SFRIK loss against the work it cannot avoid.
+
+For each (N, q), side by side and interleaved repeat by repeat (so machine noise hits every
+contender alike):
+
+* ``sfrik``     sfrik_loss_func(z1, z2).loss.backward()  (this package)
+* ``formula``   the official code's formula written with plain autograd: normalise, MSE,
+                Gram, φ = Σ b_ℓ P_ℓ, mean  (what the official implementation computes)
+* ``bare``      the unavoidable products alone: per view one Gram product Z Zᵀ (forward) and
+                one N × N by N × q product (backward)
+
+Prints a table, writes CSV + JSON (with the machine) and a PNG plot.
+
+    python scripts/bench_loss.py                         # N in {256, 2048}, q in {2048..32768}
+    python scripts/bench_loss.py --sizes 256 --dims 8192 --repeats 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sfrik_plugin import sfrik_loss_func
+from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
+
+WEIGHTS = (1.0, 40.0, 40.0)
+
+
+def formula_loss(z1, z2, sim_coeff=4000.0):
+    q = z1.shape[1]
+
+    def phi(t):
+        p2 = (q * t**2 - 1) / (q - 1)
+        p3 = ((q + 2) * t**3 - 3 * t) / (q - 1)
+        return WEIGHTS[0] * t + WEIGHTS[1] * p2 + WEIGHTS[2] * p3
+
+    x, y = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    invariance = F.mse_loss(x, y)
+    mmd = (phi(x @ x.T).mean() + phi(y @ y.T).mean()) / 2
+    return sim_coeff * invariance + mmd
+
+
+def contenders(n, q, device):
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    z1 = torch.randn(n, q, generator=generator).to(device).requires_grad_()
+    z2 = torch.randn(n, q, generator=generator).to(device).requires_grad_()
+    square = torch.randn(n, n, generator=generator).to(device)
+
+    def sfrik():
+        z1.grad = z2.grad = None
+        sfrik_loss_func(z1, z2).loss.backward()
+
+    def formula():
+        z1.grad = z2.grad = None
+        formula_loss(z1, z2).backward()
+
+    def bare():
+        with torch.no_grad():
+            for z in (z1, z2):
+                z @ z.T
+                square @ z
+
+    return {"bare": bare, "sfrik": sfrik, "formula": formula}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 2048], help="batch sizes N")
+    parser.add_argument("--dims", type=int, nargs="+", default=[2048, 8192, 16384, 32768], help="embedding dims q")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/loss"))
+    args = parser.parse_args(argv)
+    for name, values in (("--sizes", args.sizes), ("--dims", args.dims)):
+        if any(v < 2 for v in values):
+            parser.error(f"{name} values must be >= 2, got {values}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+
+    device = torch.device(args.device)
+    machine = machine_info(device)
+    print("machine:", json.dumps(machine))
+    print("command:", " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])))
+    rows = []
+    grid = [(n, q) for n in args.sizes for q in args.dims]
+    for n, q in tqdm(grid, desc="configurations", file=sys.stderr):
+        calls = contenders(n, q, device)
+        for call in calls.values():
+            for _ in range(args.warmup):
+                call()
+        samples = {name: [] for name in calls}
+        for _ in tqdm(range(args.repeats), desc=f"N={n} q={q}", leave=False, file=sys.stderr):
+            for name, call in calls.items():  # interleaved: noise hits all alike
+                samples[name].append(time_call(call, device))
+        memory = {name: peak_memory_bytes(call, device) for name, call in calls.items()}
+        bare = summarize(samples["bare"])["median"]
+        for name in calls:
+            stats = summarize(samples[name])
+            rows.append(
+                {
+                    "N": n,
+                    "q": q,
+                    "contender": name,
+                    "median_s": stats["median"],
+                    "min_s": stats["min"],
+                    "max_s": stats["max"],
+                    "repeats": stats["repeats"],
+                    "ratio_to_bare": stats["median"] / bare,
+                    "peak_mib": memory[name] / 2**20,
+                }
+            )
+        del calls
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "bench_loss.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(args.out / "bench_loss.json", "w") as handle:
+        json.dump({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, handle, indent=2)
+
+    table = ["| N | q | bare (s) | sfrik (s) | sfrik / bare | formula (s) | formula / bare | sfrik MiB | formula MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for n, q in grid:
+        by = {r["contender"]: r for r in rows if r["N"] == n and r["q"] == q}
+        table.append(
+            f"| {n} | {q} | {by['bare']['median_s']:.4f} | {by['sfrik']['median_s']:.4f} | "
+            f"{by['sfrik']['ratio_to_bare']:.2f} | {by['formula']['median_s']:.4f} | {by['formula']['ratio_to_bare']:.2f} | "
+            f"{by['sfrik']['peak_mib']:.0f} | {by['formula']['peak_mib']:.0f} |"
+        )
+    text = "\n".join(table)
+    (args.out / "bench_loss.md").write_text(text + "\n")
+    print(text)
+    _plot(rows, grid, args.out / "bench_loss.png")
+    print(f"wrote {args.out}/bench_loss.{{csv,json,md,png}}")
+
+
+def _plot(rows, grid, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install 'sfrik-plugin[dev]')")
+        return
+    sizes = sorted({n for n, _ in grid})
+    figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
+    for axis, n in zip(axes[0], sizes):
+        for name, style in (("bare", "k--"), ("sfrik", "o-"), ("formula", "s-")):
+            points = sorted((r["q"], r["median_s"]) for r in rows if r["N"] == n and r["contender"] == name)
+            axis.plot([p[0] for p in points], [p[1] for p in points], style, label=name)
+        axis.set(xscale="log", yscale="log", xlabel="q", ylabel="forward + backward (s)", title=f"N = {n}")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sfrik_plugin import GaussianKernel, TruncatedLegendreKernel, kernel_mean, mmd_to_uniform
+from reference import kernel_mean_reference
+
+
+def sphere(n, q, seed=0, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, q, generator=generator, dtype=dtype), dim=1)
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("method", ["gram", "blocked"])
+def test_kernel_mean_matches_the_formula_value_and_gradient(method, unbiased):
+    z = sphere(40, 24).requires_grad_()
+    weights = (1.0, 40.0, 40.0)
+    ours = kernel_mean(z, TruncatedLegendreKernel(weights), method=method, block_size=7, estimator="u" if unbiased else "v")
+    expected = kernel_mean_reference(z, weights, unbiased)
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=0)
+    (g_ours,) = torch.autograd.grad(ours, z)
+    (g_expected,) = torch.autograd.grad(expected, z)
+    torch.testing.assert_close(g_ours, g_expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", ["v", "u"])
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("weights", [(1.0, 40.0), (2.0,), (0.0, 1.0)])
+def test_gram_feature_and_blocked_paths_agree_for_degree_two(weights, normalize, estimator):
+    z = torch.randn(30, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    z = z if normalize else F.normalize(z, dim=1)
+    kernel = TruncatedLegendreKernel(weights)
+    values, grads = [], []
+    for method, block_size in [("gram", None), ("feature", None), ("blocked", 4), ("blocked", 1), ("blocked", 100)]:
+        zz = z.clone().requires_grad_()
+        value = kernel_mean(zz, kernel, method=method, block_size=block_size, estimator=estimator, normalize=normalize)
+        values.append(value)
+        grads.append(torch.autograd.grad(value, zz)[0])
+    for value, grad in zip(values[1:], grads[1:]):
+        torch.testing.assert_close(value, values[0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad, grads[0], rtol=1e-9, atol=1e-12)
+
+
+def test_auto_picks_feature_space_only_when_it_is_cheaper_and_gives_the_same_number():
+    kernel = TruncatedLegendreKernel((1.0, 40.0))
+    wide = sphere(16, 64)  # q > N: the Gram path
+    tall = sphere(64, 8)  # q < N: the feature path
+    for z in (wide, tall):
+        torch.testing.assert_close(kernel_mean(z, kernel), kernel_mean(z, kernel, method="gram"))
+
+
+@pytest.mark.parametrize("q", [3, 64, 1024])
+def test_degree_two_mean_is_the_distance_of_the_covariance_to_isotropy(q):
+    # mean_ij P_2(q; z_iᵀz_j) = q/(q-1) · ||C - I/q||²_F with C = ZᵀZ / N
+    z = sphere(50, q, seed=q)
+    kernel = TruncatedLegendreKernel((0.0, 1.0))
+    covariance = z.T @ z / z.shape[0]
+    expected = q / (q - 1) * (covariance - torch.eye(q, dtype=z.dtype) / q).pow(2).sum()
+    for method in ("gram", "feature"):
+        torch.testing.assert_close(kernel_mean(z, kernel, method=method), expected)
+
+
+def test_degree_one_mean_is_the_squared_norm_of_the_mean_embedding():
+    z = sphere(50, 7)
+    torch.testing.assert_close(kernel_mean(z, TruncatedLegendreKernel((1.0,))), z.mean(0).pow(2).sum())
+
+
+@pytest.mark.parametrize("kernel", [TruncatedLegendreKernel((1.0, 40.0, 40.0)), GaussianKernel(2.5)])
+def test_uniform_samples_have_vanishing_mmd_and_collapse_does_not(kernel):
+    q = 64
+    unbiased = []
+    for n in (256, 1024, 4096):
+        z = sphere(n, q, seed=n, dtype=torch.float32)
+        value_u = float(mmd_to_uniform(z, kernel, estimator="u"))
+        value_v = float(mmd_to_uniform(z, kernel, estimator="v"))
+        # the U-statistic is unbiased (its spread shrinks like 1/N); the V one adds (φ(1) - m_U)/N
+        bias = (float(kernel.phi(torch.ones(1), q)) - kernel.uniform_mean(q)) / n
+        assert abs(value_u) < 20.0 / n * (float(kernel.phi(torch.ones(1), q)) + 1)
+        assert value_v == pytest.approx(value_u * (n - 1) / n + bias, abs=1e-4)
+        unbiased.append(abs(value_u))
+    collapsed = F.normalize(torch.ones(256, q), dim=1)
+    concentrated = F.normalize(torch.randn(256, q, generator=torch.Generator().manual_seed(0)) + 5.0, dim=1)
+    assert float(mmd_to_uniform(collapsed, kernel)) > 100 * max(unbiased)
+    assert float(mmd_to_uniform(concentrated, kernel)) > 100 * max(unbiased)
+
+
+def test_collapse_reaches_the_kernel_maximum():
+    collapsed = F.normalize(torch.ones(64, 32, dtype=torch.float64), dim=1)
+    assert float(mmd_to_uniform(collapsed)) == pytest.approx(81.0)
+
+
+def test_half_precision_input_is_computed_in_float32_under_autocast():
+    z = sphere(64, 256, dtype=torch.float32)
+    expected = kernel_mean(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = kernel_mean(z.to(torch.bfloat16), normalize=True)
+        value_from_float = kernel_mean(z)
+    assert value.dtype == torch.float32 and value_from_float.dtype == torch.float32
+    torch.testing.assert_close(value_from_float, expected)
+    torch.testing.assert_close(value, expected, rtol=0.05, atol=0.02)  # only the bf16 rounding of z
+
+
+def test_zero_vectors_give_finite_values_and_gradients():
+    z = torch.randn(8, 16, dtype=torch.float64)
+    z[3] = 0
+    z.requires_grad_()
+    for method in ("gram", "blocked"):
+        value = kernel_mean(z, normalize=True, method=method, block_size=3)
+        (grad,) = torch.autograd.grad(value, z)
+        assert torch.isfinite(value) and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("kernel", [TruncatedLegendreKernel((1.0, 40.0, 40.0, 3.0)), GaussianKernel(1.5)])
+@pytest.mark.parametrize("method, estimator", [("gram", "v"), ("gram", "u"), ("blocked", "u")])
+def test_gradcheck(kernel, method, estimator, normalize):
+    z = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda x: kernel_mean(x, kernel, method=method, estimator=estimator, normalize=normalize, block_size=4), (z,)
+    )
+
+
+@pytest.mark.parametrize(
+    "z, kwargs, error, message",
+    [
+        (torch.randn(4), {}, ValueError, r"must be 2-D \(batch, dim\), got shape \(4,\)"),
+        (torch.randn(4, 1), {}, ValueError, r"q = 1; the sphere S\^\(q-1\) needs q >= 2"),
+        (torch.randn(1, 8), {}, ValueError, "at least 2 embeddings"),
+        (torch.ones(4, 8, dtype=torch.long), {}, TypeError, "floating dtype"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), {}, ValueError, r"1 non-finite value\(s\)"),
+        (torch.randn(4, 8), {"estimator": "w"}, ValueError, r"estimator must be one of \['v', 'u'\], got 'w'"),
+        (torch.randn(4, 8), {"method": "fast"}, ValueError, r"method must be one of"),
+        (torch.randn(4, 8), {"method": "feature"}, ValueError, "needs a kernel of degree <= 2"),
+        (torch.randn(4, 8), {"block_size": 0}, ValueError, "block_size must be a positive integer"),
+        (torch.randn(4, 8), {"distributed": "yes"}, ValueError, "distributed must be one of"),
+        (torch.randn(4, 8), {"kernel": "rbf"}, ValueError, "unknown kernel 'rbf'"),
+        ([[1.0, 2.0]], {}, TypeError, "must be a torch.Tensor"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(z, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        kernel_mean(z, **kwargs)
