@@ -222,3 +222,20 @@ def test_load_pretrained_from_a_multi_part_full_checkpoint(r18_bytes, tmp_path):
             architecture="resnet18", kind="full-checkpoint", format="official-full-checkpoint-targz")])
         sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
     assert sd.keys() == backbone.keys() and all(torch.equal(sd[k], backbone[k]) for k in sd)
+
+
+def test_archive_with_an_escaping_member_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    from sfrik_plugin.zoo import extract_archive
+
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    with pytest.raises(Exception, match="escaped.txt"):
+        extract_archive(archive, tmp_path / "out" / "x")
+    assert not (tmp_path / "out" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "out" / "x").exists() and not (tmp_path / "out" / "x.tmp").exists()

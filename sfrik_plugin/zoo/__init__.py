@@ -65,16 +65,31 @@ def extract_archive(archive: Union[str, os.PathLike], dest: Union[str, os.PathLi
     dest = Path(dest)
     if dest.is_dir():
         return dest
+    import shutil
+
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(tmp, filter="data")  # refuses unsafe members (Python >= 3.11.4)
+    try:
+        _extract_checked(archive, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-extracted tree behind
+        raise
     os.replace(tmp, dest)
     return dest
+
+
+def _extract_checked(archive, tmp: Path) -> None:
+    with tarfile.open(archive, "r:*") as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tar.extractall(tmp, filter="data")  # refuses unsafe members
+        else:
+            for m in tar.getmembers():
+                target = (tmp / m.name).resolve()
+                if not (m.isfile() or m.isdir()) or not str(target).startswith(str(tmp.resolve()) + os.sep):
+                    raise ZooDownloadError(f"refusing to extract unsafe archive member {m.name!r} from {archive}")
+            tar.extractall(tmp)  # every member checked above: plain files/dirs inside tmp
 
 
 def weights_path(name: str, **download_kwargs: Any) -> Path:
