@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["world_size_and_rank", "all_reduce_sum", "gather_rows"]
+__all__ = ["world_size_and_rank", "all_reduce_sum", "gather_rows", "all_gather_rows", "row_counts"]
 
 
 def world_size_and_rank(group: Any = None) -> tuple[int, int]:
@@ -60,16 +60,39 @@ def all_reduce_sum(tensor: Tensor, group: Any = None) -> Tensor:
     return _AllReduceSum.apply(tensor, group)
 
 
+def all_gather_rows(tensor: Tensor, sizes: list[int], group: Any = None) -> Tensor:
+    """Plain (non-differentiable) concatenation of every rank's rows; ``sizes`` = rows per rank.
+
+    Equal sizes (the usual case) gather straight into the output, with no padded copies.
+    """
+    tensor = tensor.contiguous()
+    if all(size == sizes[0] for size in sizes):
+        output = tensor.new_empty((sum(sizes),) + tuple(tensor.shape[1:]))
+        # all_gather_single (torch >= 2.10) replaces the deprecated all_gather_into_tensor
+        gather_into = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+        gather_into(output, tensor, group=group)
+        return output
+    padded = tensor.new_zeros((max(sizes),) + tuple(tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded, group=group)
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
+
+
+def row_counts(local_rows: int, device: torch.device, group: Any = None) -> list[int]:
+    """Every rank's row count (one small all-gather)."""
+    world_size, _ = world_size_and_rank(group)
+    local = torch.tensor([local_rows], device=device, dtype=torch.long)
+    counts = [torch.empty_like(local) for _ in range(world_size)]
+    dist.all_gather(counts, local, group=group)
+    return [int(count.item()) for count in counts]
+
+
 class _GatherRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: Tensor, sizes: list[int], rank: int, group: Any) -> Tensor:
         ctx.sizes, ctx.rank, ctx.group = sizes, rank, group
-        largest = max(sizes)
-        padded = tensor.new_zeros((largest,) + tuple(tensor.shape[1:]))
-        padded[: tensor.shape[0]] = tensor
-        pieces = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(pieces, padded.contiguous(), group=group)
-        return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
+        return all_gather_rows(tensor, sizes, group)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -96,10 +119,7 @@ def gather_rows(tensor: Tensor, group: Any = None, differentiable: bool = True) 
     world_size, rank = world_size_and_rank(group)
     if world_size == 1:
         return (tensor if differentiable else tensor.detach()), 0, [tensor.shape[0]]
-    local = torch.tensor([tensor.shape[0]], device=tensor.device, dtype=torch.long)
-    counts = [torch.empty_like(local) for _ in range(world_size)]
-    dist.all_gather(counts, local, group=group)
-    sizes = [int(count.item()) for count in counts]
+    sizes = row_counts(tensor.shape[0], tensor.device, group)
     offset = sum(sizes[:rank])
     if differentiable:
         return _GatherRows.apply(tensor, sizes, rank, group), offset, sizes

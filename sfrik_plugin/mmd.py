@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .distributed import all_reduce_sum, gather_rows, world_size_and_rank
+from .distributed import all_gather_rows, all_reduce_sum, gather_rows, row_counts, world_size_and_rank
 from .kernels import RotationInvariantKernel, TruncatedLegendreKernel, build_kernel
 
 __all__ = [
@@ -72,16 +72,6 @@ def _phi_block(kernel, gram: Tensor, dim: int, diagonal_start: int | None, with_
         if derivative is not None:
             derivative[diagonal, diagonal + diagonal_start] = 0
     return value, derivative
-
-
-def _all_gather_rows(tensor: Tensor, sizes: list[int], group) -> Tensor:
-    """Plain (non-differentiable) all-gather of row blocks of possibly different sizes."""
-    largest = max(sizes)
-    padded = tensor.new_zeros((largest,) + tuple(tensor.shape[1:]))
-    padded[: tensor.shape[0]] = tensor
-    pieces = [torch.empty_like(padded) for _ in sizes]
-    torch.distributed.all_gather(pieces, padded, group=group)
-    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)])
 
 
 @dataclass(frozen=True)
@@ -151,7 +141,7 @@ class _SphereStatistics(torch.autograd.Function):
         for v in plan.regularized:
             z, s = views[v], scales[v]
             if plan.group is not None:
-                all_rows, all_scales = _all_gather_rows(z, list(plan.sizes), plan.group), _all_gather_rows(
+                all_rows, all_scales = all_gather_rows(z, list(plan.sizes), plan.group), all_gather_rows(
                     s, list(plan.sizes), plan.group
                 )
             else:
@@ -412,7 +402,7 @@ def sphere_statistics(
             mode, group = "none", None
         local_rows = views[0].shape[0]
         if mode == "sharded":
-            sizes = _row_counts(local_rows, views[0].device, group, world_size)
+            sizes = row_counts(local_rows, views[0].device, group)
             offset = sum(sizes[:rank])
         else:
             sizes, offset = [local_rows], 0
@@ -446,13 +436,6 @@ def sphere_statistics(
             sizes=tuple(sizes),
         )
         return _SphereStatistics.apply(plan, *views)
-
-
-def _row_counts(local_rows: int, device, group, world_size: int) -> list[int]:
-    local = torch.tensor([local_rows], device=device, dtype=torch.long)
-    counts = [torch.empty_like(local) for _ in range(world_size)]
-    torch.distributed.all_gather(counts, local, group=group)
-    return [int(c.item()) for c in counts]
 
 
 def _feature_space_statistics(views, pairs, regularized, coefficients, normalize, unbiased, group, total_rows):
