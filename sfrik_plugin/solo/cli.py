@@ -51,7 +51,18 @@ def packaged_configs(kind: str) -> List[str]:
 def _rewrite_config_args(argv: List[str], kind: str) -> List[str]:
     """Makes ``--config-path`` absolute (relative to the current directory, not to this file)
     and turns ``--config-name <dataset>/<name>`` into the packaged folder + name."""
+    # hydra's argparse wants options before overrides: bring the config options to the front
+    front, rest, i = [], [], 0
     argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd") and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 2
+            continue
+        (front if arg.startswith(("--config-path=", "--config-name=", "--config-dir=", "-cp=", "-cn=", "-cd=")) else rest).append(arg)
+        i += 1
+    argv = front + rest
     path_i = name_i = None
     i = 0
     while i < len(argv):
@@ -88,8 +99,8 @@ def _rewrite_config_args(argv: List[str], kind: str) -> List[str]:
         if name.endswith(".yaml"):
             name = name[: -len(".yaml")]
         folder, _, leaf = name.rpartition("/")
-        argv += ["--config-path", str(CONFIG_ROOT / kind / folder)]
         set_value(name_i, leaf)
+        argv = ["--config-path", str(CONFIG_ROOT / kind / folder)] + argv  # options before overrides
     # a value holding '=' (solo-learn checkpoints are named "...-ep=9.ckpt") must be quoted for hydra
     for i, arg in enumerate(argv):
         if arg.startswith("-") or "=" not in arg:
@@ -112,14 +123,14 @@ def _no_config_message(kind: str) -> str:
 def _run_hydra(kind: str, main: Callable) -> Any:
     import hydra
 
-    from . import register
-
-    register()
     argv = _rewrite_config_args(sys.argv[1:], kind)
     if not any(a in ("--config-name", "-cn") or a.startswith(("--config-name=", "-cn=")) for a in argv) and not any(
         a in ("--help", "-h", "--hydra-help", "--info", "-i") for a in argv
     ):
         sys.exit(_no_config_message(kind))
+    from . import register
+
+    register()
     # Lightning re-runs sys.argv for each DDP process it starts: keep the rewritten form there
     sys.argv[1:] = argv
     entry = hydra.main(version_base="1.2", config_path=None, config_name=None)(main)
@@ -234,6 +245,7 @@ def _resume(cfg, subdir: str) -> Optional[str]:
     if cfg.resume_from_checkpoint is not None:
         ckpt_path = str(cfg.resume_from_checkpoint)
         del cfg.resume_from_checkpoint
+        print(f"[sfrik] resuming from '{ckpt_path}'", flush=True)
     elif cfg.auto_resume.enabled:
         resumer = AutoResumer(
             checkpoint_dir=os.path.join(cfg.checkpoint.dir, subdir), max_hours=cfg.auto_resume.max_hours
@@ -254,6 +266,14 @@ class _ProgressPrinter:
         class ProgressPrinter(Callback):
             def __init__(self):
                 self.prefixes = tuple(keys_prefixes)
+
+            def on_train_start(self, trainer, pl_module):
+                if trainer.is_global_zero:
+                    print(
+                        f"[sfrik] training {type(pl_module).__name__} on {trainer.world_size} process(es) "
+                        f"({trainer.num_nodes} node(s), strategy {type(trainer.strategy).__name__})",
+                        flush=True,
+                    )
 
             def on_train_epoch_end(self, trainer, pl_module):
                 if trainer.is_global_zero and not trainer.sanity_checking:
@@ -446,10 +466,10 @@ def run_pretrain(cfg) -> Dict[str, Any]:
     last = None
     if checkpointer is not None:
         last = getattr(checkpointer, "last_ckpt", None)
-        if last is None and trainer.is_global_zero:
-            # a run that resumed at its last epoch trains nothing and saves nothing: save once
-            checkpointer.save(trainer)
-            last = checkpointer.last_ckpt
+        if last is None and ckpt_path is not None:
+            # resumed a run that had already reached max_epochs: nothing trained, nothing saved
+            print("[sfrik] the resumed run was already complete; nothing left to train", flush=True)
+            last = ckpt_path
     metrics = _final_metrics(trainer)
     if trainer.is_global_zero:
         print(f"[sfrik] pretraining done: {_format_metrics(metrics, ('train_', 'val_'))}", flush=True)

@@ -61,11 +61,12 @@ def make_image_folder(root: Path, classes: int = 4, per_class: int = 8, size: in
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict:
-    """{"train": path, "val": path}: generated 4-class ImageFolders (train 4x8, val 4x4 images of 20 px)."""
+    """{"train": path, "val": path}: generated 6-class ImageFolders (train 6x6, val 6x3 images of 20 px).
+    Six classes because solo-learn's LinearModel computes top-5 accuracy unconditionally."""
     root = tmp_path_factory.mktemp("tiny_images")
     return {
-        "train": make_image_folder(root / "train", per_class=8, seed=0),
-        "val": make_image_folder(root / "val", per_class=4, seed=1),
+        "train": make_image_folder(root / "train", classes=6, per_class=6, seed=0),
+        "val": make_image_folder(root / "val", classes=6, per_class=3, seed=1),
     }
 
 
