@@ -1,0 +1,193 @@
+"""Per-class subsets and disjoint validation splits of any ImageFolder dataset, without copying images.
+
+The paper's protocol (ImageNet "IN20%"): pretrain and train the probes on the first ``n`` images
+of every class (file names in sorted order; ``n = 260`` for IN20%), choose hyper-parameters on a
+validation split made of the *next* ``m`` images of every class, and touch the real test split
+once, with the chosen setting.
+
+:func:`build_splits` writes, for each split, a folder of symbolic links ``<out>/<split>/<class>/<file>``
+(an ImageFolder tree, which solo-learn's ``custom`` dataset and torchvision read as they read the
+original) and a file list ``<out>/<split>.txt`` (``<class>/<file> <label>`` per line, relative to the
+source root). A ``splits.json`` stamp records the settings and is written last: a finished tree is
+reused, a tree built with other settings or half written is rebuilt. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+__all__ = ["IMAGE_EXTENSIONS", "list_classes", "class_files", "carve", "write_symlink_tree", "build_splits", "read_file_list"]
+
+#: the extensions torchvision's ImageFolder accepts (lower case)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+_STAMP = "splits.json"
+
+
+def list_classes(root: Union[str, Path]) -> List[str]:
+    """Class folder names of an ImageFolder root, sorted (ImageFolder's label order)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folders (an ImageFolder needs one folder per class)")
+    return classes
+
+
+def class_files(root: Union[str, Path], cls: str) -> List[str]:
+    """Image files of one class, as paths relative to the class folder, in sorted order (sub-folders included)."""
+    base = Path(root) / cls
+    files = []
+    for folder, dirs, names in os.walk(base, followlinks=True):
+        dirs.sort()
+        rel = Path(folder).relative_to(base)
+        files += [str(rel / n) if str(rel) != "." else n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(files)
+
+
+def carve(
+    root: Union[str, Path],
+    per_class: Dict[str, Optional[int]],
+    strict: bool = True,
+) -> Dict[str, Dict[str, List[str]]]:
+    """Consecutive, disjoint per-class slices of the sorted file list of every class.
+
+    ``per_class`` maps split name -> images per class, in order: ``{"train": 260, "val": 52}`` gives
+    each class's first 260 files to "train" and the next 52 to "val". ``None`` means "all that remain"
+    (only for the last split). With ``strict`` a class with too few images raises ``ValueError``;
+    otherwise the last splits get what is left (at least one image per class is still required).
+    Returns ``{split: {class: [relative file paths]}}``.
+    """
+    names = list(per_class)
+    for name in names[:-1]:
+        if per_class[name] is None:
+            raise ValueError(f"only the last split may take 'all remaining' images, not {name!r}")
+    for name, n in per_class.items():
+        if n is not None and n <= 0:
+            raise ValueError(f"split {name!r}: images per class must be positive, got {n}")
+    out: Dict[str, Dict[str, List[str]]] = {name: {} for name in names}
+    for cls in list_classes(root):
+        files = class_files(root, cls)
+        need = sum(n for n in per_class.values() if n is not None)
+        if strict and len(files) < need:
+            raise ValueError(f"class {cls!r} has {len(files)} images, the splits need {need} ({per_class})")
+        start = 0
+        for name in names:
+            n = per_class[name]
+            stop = len(files) if n is None else min(start + n, len(files))
+            chosen = files[start:stop]
+            if not chosen:
+                raise ValueError(f"class {cls!r}: no image left for split {name!r} ({len(files)} images)")
+            out[name][cls] = chosen
+            start = stop
+    return out
+
+
+def write_symlink_tree(source_root: Union[str, Path], files: Dict[str, List[str]], dest: Union[str, Path]) -> int:
+    """Writes ``dest/<class>/<file>`` as symbolic links to ``source_root/<class>/<file>``; returns the count."""
+    source_root, dest = Path(source_root).resolve(), Path(dest)
+    count = 0
+    for cls, names in files.items():
+        for name in names:
+            link = dest / cls / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(source_root / cls / name, link)
+            count += 1
+    return count
+
+
+def _write_file_list(path: Path, files: Dict[str, List[str]], classes: Sequence[str]) -> str:
+    label = {c: i for i, c in enumerate(classes)}
+    lines = [f"{cls}/{name} {label[cls]}" for cls in sorted(files) for name in files[cls]]
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_file_list(path: Union[str, Path]) -> List[tuple]:
+    """``[(relative path, label), ...]`` from a file list written by :func:`build_splits`."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            rel, _, label = line.rpartition(" ")
+            rows.append((rel, int(label)))
+    return rows
+
+
+def build_splits(
+    source_root: Union[str, Path],
+    out_dir: Union[str, Path],
+    per_class: Dict[str, Optional[int]],
+    strict: bool = True,
+    force: bool = False,
+) -> Dict[str, Path]:
+    """Builds the splits of :func:`carve` as symlink trees ``out_dir/<split>`` plus file lists
+    ``out_dir/<split>.txt``; reuses a finished build with the same settings.
+
+    Example (IN20% and a validation split of the next 52 images per class)::
+
+        build_splits("/data/imagenet/train", "/data/in20", {"train": 260, "val": 52})
+
+    Returns ``{split: folder}``; pass ``folder`` as solo-learn's ``data.train_path``/``data.val_path``.
+    """
+    source_root, out_dir = Path(source_root).resolve(), Path(out_dir)
+    settings = {"source": str(source_root), "per_class": dict(per_class), "strict": strict}
+    stamp = out_dir / _STAMP
+    paths = {name: out_dir / name for name in per_class}
+    if not force and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()).get("settings") == settings:
+                return paths
+        except ValueError:
+            pass
+    splits = carve(source_root, per_class, strict=strict)
+    classes = list_classes(source_root)
+    if stamp.exists():
+        stamp.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"settings": settings, "classes": classes, "splits": {}}
+    for name, files in splits.items():
+        if paths[name].is_symlink() or paths[name].is_file():
+            paths[name].unlink()
+        elif paths[name].exists():
+            shutil.rmtree(paths[name])
+        n = write_symlink_tree(source_root, files, paths[name])
+        digest = _write_file_list(out_dir / f"{name}.txt", files, classes)
+        record["splits"][name] = {"images": n, "per_class": {c: len(v) for c, v in files.items()}, "sha256": digest}
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    os.replace(tmp, stamp)  # last: its presence means the build is complete
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``sfrik-benchmark-splits SOURCE OUT --split train=260 --split val=52`` (``python -m sfrik_plugin.benchmark.splits``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("source", help="an ImageFolder root (one folder per class)")
+    parser.add_argument("out", help="where the symlink trees and file lists go")
+    parser.add_argument("--split", action="append", default=[], metavar="NAME=N",
+                        help="split name and images per class, in order; N='all' takes what remains (last split only)")
+    parser.add_argument("--lenient", action="store_true", help="allow classes with too few images")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.split:
+        args.split = ["train=260", "val=52"]
+    per_class = {}
+    for item in args.split:
+        name, _, n = item.partition("=")
+        per_class[name] = None if n == "all" else int(n)
+    paths = build_splits(args.source, args.out, per_class, strict=not args.lenient, force=args.force)
+    record = json.loads((Path(args.out) / _STAMP).read_text())
+    for name, path in paths.items():
+        print(f"{name}: {path} ({record['splits'][name]['images']} images, list {path}.txt)")
+
+
+if __name__ == "__main__":
+    main()
