@@ -15,7 +15,16 @@ from typing import Callable
 
 import torch
 
-__all__ = ["machine_info", "time_call", "peak_memory_bytes", "summarize"]
+__all__ = [
+    "machine_info",
+    "time_call",
+    "peak_memory_bytes",
+    "summarize",
+    "read_meminfo",
+    "memory_available_bytes",
+    "process_memory_bytes",
+    "reset_peak_rss",
+]
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict:
@@ -23,7 +32,7 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
 
     Example:
         >>> sorted(machine_info())[:3]
-        ['cpu', 'device', 'gpu']
+        ['cpu', 'cpu_count', 'device']
     """
     device = torch.device(device)
     cpu = platform.processor() or platform.machine()
@@ -35,9 +44,11 @@ def machine_info(device: str | torch.device = "cpu") -> dict:
                     break
     except OSError:
         pass
+    meminfo = read_meminfo()
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        "memory_total_gib": round(meminfo["MemTotal"] / 2**30, 1) if "MemTotal" in meminfo else None,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "device": str(device),
@@ -108,3 +119,83 @@ def summarize(samples: list[float]) -> dict:
         "max": ordered[-1],
         "repeats": len(ordered),
     }
+
+
+def read_meminfo(path: str | os.PathLike = "/proc/meminfo") -> dict[str, int]:
+    """``/proc/meminfo`` as ``{field: bytes}`` (``{}`` where the file does not exist, e.g. macOS).
+
+    Example:
+        >>> info = read_meminfo()
+        >>> not info or info["MemTotal"] > 0
+        True
+    """
+    values: dict[str, int] = {}
+    try:
+        with open(path) as handle:
+            for line in handle:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if not fields:
+                    continue
+                try:
+                    number = int(fields[0])
+                except ValueError:
+                    continue
+                scale = 1024 if len(fields) > 1 and fields[1].lower() == "kb" else 1
+                values[key.strip()] = number * scale
+    except OSError:
+        return {}
+    return values
+
+
+def memory_available_bytes(device: str | torch.device = "cpu") -> int | None:
+    """Memory a new allocation can use now: free device memory on GPU, ``MemAvailable`` on CPU.
+
+    ``None`` when the platform does not tell (no ``/proc/meminfo``).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    info = read_meminfo()
+    if "MemAvailable" in info:
+        return info["MemAvailable"]
+    if "MemFree" in info:
+        return info["MemFree"]
+    return None
+
+
+def process_memory_bytes() -> dict[str, int]:
+    """Resident size of this process now (``rss``) and its high-water mark (``peak_rss``), in bytes.
+
+    Linux reads ``/proc/self/status`` (VmRSS, VmHWM); elsewhere only ``peak_rss`` comes from
+    ``getrusage``.
+    """
+    values: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key = "rss" if line.startswith("VmRSS") else "peak_rss"
+                    values[key] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if "peak_rss" not in values:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        values["peak_rss"] = int(peak if platform.system() == "Darwin" else peak * 1024)
+    return values
+
+
+def reset_peak_rss() -> bool:
+    """Resets this process's resident high-water mark to its current resident size (Linux >= 4.0).
+
+    Returns False where that is not possible; the peak then covers the whole process lifetime.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
