@@ -1134,11 +1134,17 @@ def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], pa
         color, marker, style = _STYLES.get(method, ("k", "o", "-"))
         speed_axis.plot([r["q"] for r in ok], [r["images_per_s"] for r in ok], color=color, marker=marker, linestyle=style, label=method)
         memory_axis.plot([r["q"] for r in ok], [r["peak_mib"] for r in ok], color=color, marker=marker, linestyle=style, label=method)
-    per_q = [e for e in summary["per_q"] if math.isfinite(e.get("speedup_percent", math.nan))]
+    per_q = summary["per_q"]
     if per_q:
-        gain_axis.bar([str(e["q"]) for e in per_q], [e["speedup_percent"] for e in per_q], color="tab:green")
+        finite = [e["speedup_percent"] if math.isfinite(e["speedup_percent"]) else 0.0 for e in per_q]
+        colors = ["tab:green" if v >= 0 else "tab:red" for v in finite]
+        gain_axis.bar([str(e["q"]) for e in per_q], finite, color=colors)
         for i, e in enumerate(per_q):
-            gain_axis.annotate(f"{e['speedup_percent']:+.0f} %", (i, e["speedup_percent"]), ha="center", va="bottom", fontsize=8)
+            if math.isfinite(e["speedup_percent"]):
+                text, height = f"{e['speedup_percent']:+.0f} %", e["speedup_percent"]
+            else:
+                text, height = f"{summary['baseline']}:\n{e['baseline_status']}", 0.0
+            gain_axis.annotate(text, (i, height), ha="center", va="bottom", fontsize=8)
     speed_axis.set(xscale="log", xlabel="q", ylabel="images / s (2 views each)", title="training throughput")
     memory_axis.set(xscale="log", yscale="log", xlabel="q", ylabel="peak memory (MiB)", title="training-step peak memory")
     gain_axis.set(xlabel="q", ylabel="SFRIK faster than VICReg (%)", title="SFRIK step-time gain over VICReg")

@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""Whole training steps of SFRIK, VICReg and Barlow Twins through the solo-learn adapter, per q.
+
+One step = backbone + projector on two views, the method's loss, backward and the optimiser step
+(LARS, as in the packaged configs), run by a Lightning Trainer on the methods built from the
+adapter's packaged solo-learn configs (``<dataset>/{sfrik,vicreg,barlow}``) with the same
+backbone, the same projector widths (hidden x 2, then q) and the same batch of synthetic images.
+Every (method, q) runs in a fresh child process; a configuration predicted not to fit in memory
+is reported instead of being run. Reports images/s (each image = 2 views), peak memory (CPU:
+peak resident set of the process; GPU: max_memory_allocated) and SFRIK's gain over VICReg.
+
+  python scripts/profile_train.py       # CPU: ResNet-18 (CIFAR stem), 16x16 images, batch 64, q in {512, 2048, 8192, 16384}
+  # GPU, the paper's ImageNet sizes (ResNet-50, 224 px, 256 images per GPU = 2048 on 8 GPUs,
+  # projector 8192-8192-q, mixed precision):
+  python scripts/profile_train.py --device cuda --backbone resnet50 --image-size 224 --batch-size 256 \\
+      --hidden 8192 --dims 8192 16384 32768 --max-repeats 20 --config-seconds 120 --out bench-results/train-gpu
+
+Needs the maintained solo-learn (see README, "Installing solo-learn").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dims", nargs="+", default=["512", "2048", "8192", "16384"], help="embedding dims q")
+    parser.add_argument("--methods", nargs="+", default=["sfrik", "vicreg", "barlow"], choices=["sfrik", "vicreg", "barlow"])
+    parser.add_argument("--hidden", type=int, default=2048, help="projector hidden width (2 hidden layers, all methods)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step (each gives 2 views)")
+    parser.add_argument("--image-size", type=int, default=16, help="default 16 px keeps the CPU grid under 10 minutes")
+    parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"])
+    parser.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
+    parser.add_argument("--precision", default=None, help="Lightning precision (default: 32 on CPU, 16-mixed on GPU)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up steps")
+    parser.add_argument("--min-repeats", type=int, default=2)
+    parser.add_argument("--max-repeats", type=int, default=3)
+    parser.add_argument("--config-seconds", type=float, default=25.0, help="measured steps: as many as fit in this time, within [min, max]")
+    parser.add_argument("--rounds", type=int, default=1, help="run the grid this many times, method order rotated, samples pooled")
+    parser.add_argument("--memory-budget", default=None, help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker; default 1 on CPU (stable on a shared machine, the same for every "
+                             "method), torch's own on GPU; 0 = torch's default")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/profile-train"))
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the workers' library warnings go nowhere useful
+    import torch
+    from tqdm import tqdm
+
+    from sfrik_plugin import profiling as P
+
+    try:
+        dims = P.parse_int_list(args.dims, minimum=2, name="dimension q")
+    except ValueError as error:
+        parser.error(str(error))
+    for name in ("warmup", "min_repeats", "max_repeats", "rounds", "batch_size", "image_size", "hidden"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.max_repeats < args.min_repeats:
+        parser.error("--max-repeats must be >= --min-repeats")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda asked for but CUDA is not available")
+    from sfrik_plugin.solo import __name__ as _  # noqa: F401  (fails here, with install instructions, without solo-learn)
+
+    if args.threads is None:
+        args.threads = 1 if device.type == "cpu" else 0
+    budget, budget_text = P.memory_budget(device, args.memory_budget)
+    machine = P.describe_machine(device)
+    machine["worker_threads"] = args.threads or machine["torch_threads"]
+    command = "python scripts/profile_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"machine: {machine}", flush=True)
+    print(f"memory budget per configuration: {budget_text}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "workers.log"
+    log.write_text("")
+    config_dataset = "cifar10" if args.image_size <= 64 else "imagenet"
+
+    context = P.isolation_context(["torch", "lightning.pytorch", "solo.methods", "sfrik_plugin.solo"])
+    pooled: dict[tuple, dict] = {}
+    order: list[tuple] = []
+    bar = tqdm(total=args.rounds * len(dims) * len(args.methods), desc="training configurations", file=sys.stderr, dynamic_ncols=True)
+    for round_index in range(args.rounds):
+        for q in dims:
+            shift = round_index % len(args.methods)
+            for method in args.methods[shift:] + args.methods[:shift]:  # interleaved, rotated
+                key = (method, q)
+                bar.set_postfix_str(f"{method} q={q}")
+                entry = pooled.get(key)
+                if entry is not None and entry["result"]["status"] != "ok":
+                    bar.update()
+                    continue
+                predicted = P.predict_train_bytes(method, args.batch_size, q, args.hidden, args.backbone, args.image_size)
+                fits, reason = P.fit_verdict(predicted, budget)
+                if not fits:
+                    result = {"status": "does-not-fit", "reason": reason}
+                else:
+                    spec = dict(
+                        method=method, q=q, hidden=args.hidden, batch_size=args.batch_size, image_size=args.image_size,
+                        backbone=args.backbone, device=str(device), precision=args.precision, warmup=args.warmup,
+                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, config_seconds=args.config_seconds,
+                        threads=args.threads or None, seed=0, config_dataset=config_dataset, log=str(log),
+                        address_space_limit=budget + 1024 * P.MIB if device.type == "cpu" else None,
+                    )
+                    if spec["precision"] is None:
+                        spec.pop("precision")
+                    result = P.run_isolated(P.train_worker, spec, timeout=args.timeout, context=context)
+                if entry is None:
+                    pooled[key] = {"result": result, "predicted": predicted}
+                    order.append(key)
+                elif result["status"] == "ok":
+                    old = entry["result"]
+                    old["samples"] = old["samples"] + result["samples"]
+                    old["peak_bytes"] = max(old.get("peak_bytes") or 0, result.get("peak_bytes") or 0)
+                bar.update()
+                bar.write(_line(method, q, result, args.batch_size))
+    bar.close()
+
+    rows = []
+    for method, q in order:
+        entry = pooled[(method, q)]
+        base = {
+            "method": method, "q": q, "hidden": args.hidden, "batch_size": args.batch_size, "image_size": args.image_size,
+            "backbone": args.backbone, "device": str(device), "predicted_mib": round(entry["predicted"] / P.MIB, 1),
+        }
+        row = P.result_row(base, entry["result"])
+        row["images_per_s"] = args.batch_size / row["median_s"] if row.get("median_s") else None
+        row["parameters"] = entry["result"].get("parameters")
+        rows.append(row)
+    summary = P.train_summary(rows)
+    where = machine["gpu"] or machine["cpu"]
+    title = (f"{where}, {machine['worker_threads']} thread(s), torch {machine['torch']}; {args.backbone}, "
+             f"{args.image_size}px, batch {args.batch_size}, projector {args.hidden}-{args.hidden}-q")
+    P.write_csv(rows, args.out / "profile_train.csv")
+    P.write_json({"machine": machine, "command": command, "memory_budget": budget_text, "summary": summary, "rows": rows},
+                 args.out / "profile_train.json")
+    text = render_markdown(rows, summary, machine, command, budget_text, title)
+    (args.out / "profile_train.md").write_text(text + "\n")
+    print(text)
+    png = P.plot_train(rows, summary, args.out / "profile_train.png", title=title)
+    print(f"wrote {args.out}/profile_train.{{csv,json,md}}" + (f" and {png}" if png else " (no PNG: matplotlib missing)"))
+    return 0
+
+
+def _line(method, q, result, batch_size) -> str:
+    from sfrik_plugin.profiling import format_bytes
+
+    if result["status"] != "ok":
+        return f"  {method:7s} q={q:<6d} {result['status']}: {result.get('reason', '')}"
+    samples = sorted(result["samples"])
+    median = samples[len(samples) // 2]
+    return (f"  {method:7s} q={q:<6d} step {median:.3f} s over {len(samples)} ({batch_size / median:.1f} images/s), "
+            f"peak {format_bytes(result.get('peak_bytes'))}")
+
+
+def render_markdown(rows, summary, machine, command, budget_text, title) -> str:
+    from sfrik_plugin.profiling import markdown_table
+
+    table = markdown_table(
+        [dict(r, state="ok" if r["status"] == "ok" else f"{r['status']}: {r['reason']}") for r in rows],
+        [("q", "q", "d"), ("method", "method", "s"), ("median_s", "step (s)", ".3f"), ("spread", "(max−min)/median", ".2f"),
+         ("repeats", "steps", "d"), ("images_per_s", "images/s", ".1f"), ("peak_mib", "peak (MiB)", ".0f"), ("state", "status", "s")],
+    )
+    gains = markdown_table(
+        summary["per_q"],
+        [("q", "q", "d"), ("speedup_percent", "SFRIK faster than VICReg", lambda v: "VICReg does not run" if v == float("inf") else f"{v:+.1f} %"),
+         ("memory_saving_percent", "SFRIK memory saving", lambda v: f"{v:+.1f} %")],
+    )
+    crossover = summary["crossover_q"]
+    if not summary["per_q"]:
+        verdict = "No q with both SFRIK and VICReg results."
+    elif crossover is not None:
+        verdict = f"SFRIK is faster than VICReg from q = {crossover} on (and at every larger measured q)."
+    else:
+        verdict = "SFRIK is not faster than VICReg at the largest measured q."
+    return "\n\n".join([
+        f"{title}. Memory budget: {budget_text}. Memory: {'max_memory_allocated' if machine['gpu'] else 'peak resident set of the worker process'}."
+        f"\nCommand: `{command}`",
+        table, gains, verdict,
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
