@@ -196,9 +196,11 @@ def _line(contender, n, q, result, predicted) -> str:
 
     if result["status"] != "ok":
         return f"  {contender:14s} N={n:<5d} q={q:<6d} {result['status']}: {result.get('reason', '')}"
-    samples = sorted(result["samples"])
+    import statistics
+
+    samples = result["samples"]
     return (
-        f"  {contender:14s} N={n:<5d} q={q:<6d} median {samples[len(samples) // 2]:.4f} s over {len(samples)}, "
+        f"  {contender:14s} N={n:<5d} q={q:<6d} median {statistics.median(samples):.4f} s over {len(samples)}, "
         f"peak {format_bytes(result.get('peak_bytes'))} (predicted {format_bytes(predicted)} with inputs)"
     )
 

@@ -157,8 +157,10 @@ def _line(method, q, result, batch_size) -> str:
 
     if result["status"] != "ok":
         return f"  {method:7s} q={q:<6d} {result['status']}: {result.get('reason', '')}"
-    samples = sorted(result["samples"])
-    median = samples[len(samples) // 2]
+    import statistics
+
+    samples = result["samples"]
+    median = statistics.median(samples)
     return (f"  {method:7s} q={q:<6d} step {median:.3f} s over {len(samples)} ({batch_size / median:.1f} images/s), "
             f"peak {format_bytes(result.get('peak_bytes'))}")
 
