@@ -101,14 +101,16 @@ def _rewrite_config_args(argv: List[str], kind: str) -> List[str]:
         folder, _, leaf = name.rpartition("/")
         set_value(name_i, leaf)
         argv = ["--config-path", str(CONFIG_ROOT / kind / folder)] + argv  # options before overrides
-    # a value holding '=' (solo-learn checkpoints are named "...-ep=9.ckpt") must be quoted for hydra
-    for i, arg in enumerate(argv):
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, _, val = arg.partition("=")
-        if "=" in val and val[:1] not in ("'", '"', "[", "{"):
-            argv[i] = f"{key}='{val}'"
-    return argv
+    return [arg if arg.startswith("-") else quote_override(arg) for arg in argv]
+
+
+def quote_override(override: str) -> str:
+    """Quotes the value of a ``key=value`` override when it holds '=' (solo-learn checkpoints are
+    named "...-ep=9.ckpt"), which hydra's override grammar would otherwise reject."""
+    key, sep, val = override.partition("=")
+    if sep and "=" in val and val[:1] not in ("'", '"', "[", "{"):
+        return f"{key}='{val}'"
+    return override
 
 
 def _no_config_message(kind: str) -> str:

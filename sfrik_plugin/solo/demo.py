@@ -27,11 +27,11 @@ def _compose(kind: str, name: str, overrides: List[str]):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from .cli import CONFIG_ROOT
+    from .cli import CONFIG_ROOT, quote_override
 
     folder, _, leaf = name.rpartition("/")
     with initialize_config_dir(config_dir=str(CONFIG_ROOT / kind / folder), version_base="1.2"):
-        cfg = compose(config_name=leaf, overrides=overrides)
+        cfg = compose(config_name=leaf, overrides=[quote_override(o) for o in overrides])
     OmegaConf.set_struct(cfg, False)
     return cfg
 
@@ -87,7 +87,7 @@ def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_s
         "data.augmentations.crop_size=28",
         "data.augmentations.crop_min_scale=0.5",
         f"optimizer.batch_size={batch_size}",
-        "optimizer.lr=0.5",
+        "optimizer.lr=0.1",
         f"scheduler.lr_decay_steps=[{max(1, epochs - 1)}]",
         f"max_epochs={epochs}",
         f"checkpoint.dir={ckpt_dir}",
@@ -104,7 +104,7 @@ def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_s
 
 
 def _show(command: str, config: str, overrides: List[str]) -> None:
-    quoted = " ".join(f"'{o}'" if any(c in o for c in "[]=") and "=" in o.split("=", 1)[1] else o for o in overrides)
+    quoted = " ".join(f"'{o}'" if "[" in o else o for o in overrides)
     print(f"\n[sfrik-demo] equivalent command:\n  {command} --config-name {config} {quoted}\n", flush=True)
 
 
@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     t_pre = time.time() - start
 
     print(f"[sfrik-demo] 3/3 offline linear evaluation of {pre['checkpoint']}", flush=True)
-    over = linear_overrides(data, pre["checkpoint"], work / "checkpoints", args.linear_epochs, 256)
+    over = linear_overrides(data, pre["checkpoint"], work / "checkpoints", args.linear_epochs, 64)
     _show("sfrik-linear", "custom", over)
     lin = run_linear(_compose("linear", "custom", over))
     total = time.time() - start
