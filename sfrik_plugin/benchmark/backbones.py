@@ -39,7 +39,29 @@ def small_cnn(method: Optional[str] = None, width: int = 32, **kwargs: Any) -> S
     return SmallCNN(width=width, **kwargs)
 
 
-LOCAL_BACKBONES = {"small_cnn": small_cnn}
+def resnet18_cifar(method: Optional[str] = None, **kwargs: Any) -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 first convolution, no max-pool),
+    the backbone solo-learn trains on cifar10/100, for CIFAR images stored as an ImageFolder
+    (solo-learn only swaps the stem for its own cifar datasets). ``fc`` is left for solo-learn to drop."""
+    from torchvision.models import resnet18
+
+    net = resnet18(**kwargs)
+    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+def _headless(fn):
+    def build(method: Optional[str] = None, **kwargs: Any) -> nn.Module:
+        net = fn(method, **kwargs)
+        if hasattr(net, "fc"):
+            net.fc = nn.Identity()
+        return net
+
+    return build
+
+
+LOCAL_BACKBONES = {"small_cnn": small_cnn, "resnet18_cifar": resnet18_cifar}
 
 
 def register_backbones() -> None:
@@ -61,7 +83,7 @@ def make_backbone(name: str, kwargs: Optional[Dict[str, Any]] = None, dataset: s
     """
     kwargs = dict(kwargs or {})
     if name in LOCAL_BACKBONES:
-        return LOCAL_BACKBONES[name](None, **kwargs)
+        return _headless(LOCAL_BACKBONES[name])(None, **kwargs)
     from omegaconf import OmegaConf
 
     from sfrik_plugin.solo.cli import build_backbone

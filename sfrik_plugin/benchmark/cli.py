@@ -19,12 +19,30 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
+def apply_set(cfg: dict, item: str) -> None:
+    """``a.b.c=value`` (value parsed as yaml) into the nested config dict."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+    node = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(value)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="sfrik-benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="benchmark yaml (default: the packaged fashion_mnist.yaml)")
     parser.add_argument("--quick", action="store_true", help="merge the config's quick: block (smaller, fewer seeds, no grid)")
     parser.add_argument("--out", default=None, help="output folder (default: ./sfrik-bench/quick or ./sfrik-bench/full)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's choice)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a benchmark-config value (dotted key, yaml value), e.g. --set data.train_root=/data/train")
+    parser.add_argument("--override", action="append", default=[], metavar="HYDRA_OVERRIDE",
+                        help="append a solo-learn override shared by every method, e.g. --override method_kwargs.proj_output_dim=4096")
     parser.add_argument("--report-only", action="store_true", help="only aggregate the finished runs into the table")
     args = parser.parse_args(argv)
 
@@ -38,6 +56,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
 
     cfg = load_config(args.config, quick=args.quick)
+    for item in args.set:
+        apply_set(cfg, item)
+    cfg["common_overrides"] = list(cfg.get("common_overrides", [])) + list(args.override)
     out = Path(args.out or Path("sfrik-bench") / ("quick" if args.quick else "full")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:

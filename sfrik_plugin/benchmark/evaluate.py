@@ -73,15 +73,21 @@ def image_folder(path, transform):
     return ImageFolder(str(path), transform=transform)
 
 
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @torch.no_grad()
-def extract_features(backbone: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(features [N, D] float32, labels [N])`` of a dataset, in dataset order, backbone in eval mode."""
+def extract_features(backbone: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(features [N, D] float32 on the CPU, labels [N])`` of a dataset, in dataset order, backbone in eval mode."""
+    device = torch.device(device) if device is not None else default_device()
+    backbone = backbone.to(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = backbone.training
     backbone.eval()
     feats, labels = [], []
     for images, targets in loader:
-        feats.append(backbone(images).float().flatten(1))
+        feats.append(backbone(images.to(device, non_blocking=True)).float().flatten(1).cpu())
         labels.append(torch.as_tensor(targets))
     backbone.train(was_training)
     return torch.cat(feats), torch.cat(labels).long()
@@ -176,6 +182,7 @@ def semi_supervised(
     weight_decay: float = 5e-4,
     seed: int = 0,
     num_workers: int = 0,
+    device=None,
 ) -> Dict[str, float]:
     """Fine-tunes a copy of ``backbone`` + a linear head on ``fraction`` of the labels of
     ``train_dataset`` (augmented) and returns the top-1 accuracy (%) on ``test_dataset``.
@@ -191,9 +198,16 @@ def semi_supervised(
     torch.manual_seed(seed)
     model = copy.deepcopy(backbone)
     with torch.no_grad():
-        dim = model(test_dataset[0][0].unsqueeze(0)).flatten(1).shape[1] if not hasattr(model, "num_features") else model.num_features
+        if hasattr(model, "num_features"):
+            dim = model.num_features
+        else:
+            was_training = model.training
+            model.eval()
+            dim = model(test_dataset[0][0].unsqueeze(0).to(next(model.parameters()).device)).flatten(1).shape[1]
+            model.train(was_training)
     head = nn.Linear(dim, num_classes)
-    net = nn.Sequential(model, nn.Flatten(1), head)
+    device = torch.device(device) if device is not None else default_device()
+    net = nn.Sequential(model, nn.Flatten(1), head).to(device)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(train_dataset, idx),
         batch_size=min(batch_size, len(idx)),
@@ -212,7 +226,7 @@ def semi_supervised(
     net.train()
     for _ in range(epochs):
         for images, labels in loader:
-            loss = F.cross_entropy(net(images), torch.as_tensor(labels))
+            loss = F.cross_entropy(net(images.to(device)), torch.as_tensor(labels).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -221,6 +235,6 @@ def semi_supervised(
     correct = total = 0
     with torch.no_grad():
         for images, labels in torch.utils.data.DataLoader(test_dataset, batch_size=256, num_workers=num_workers):
-            correct += (net(images).argmax(1) == torch.as_tensor(labels)).sum().item()
+            correct += (net(images.to(device)).argmax(1).cpu() == torch.as_tensor(labels)).sum().item()
             total += len(labels)
     return {"acc1": 100.0 * correct / total, "labels": len(idx), "fraction": fraction}

@@ -71,6 +71,8 @@ def load_config(path: Optional[os.PathLike] = None, quick: bool = False) -> Dict
     import yaml
 
     path = Path(path) if path else DEFAULT_CONFIG
+    if not path.exists() and (DEFAULT_CONFIG.parent / path.with_suffix(".yaml").name).exists():
+        path = DEFAULT_CONFIG.parent / path.with_suffix(".yaml").name  # a packaged config by name
     cfg = yaml.safe_load(path.read_text())
     quick_block = cfg.pop("quick", {}) or {}
     if quick:
@@ -214,7 +216,8 @@ def _check_spec(run_dir: Path, spec: Dict[str, Any]) -> None:
             f"{run_dir} was started with another specification; use another --out folder "
             f"(or delete that run) instead of mixing results.\nold: {old}\nnew: {spec}"
         )
-    write_json(run_dir / "spec.json", spec)
+    if old is None:
+        write_json(run_dir / "spec.json", spec)
 
 
 def run_stage(run_dir: os.PathLike, spec: Dict[str, Any], stage: str, log=print, python: Optional[str] = None) -> str:
