@@ -16,7 +16,8 @@ def _folder(root: Path, counts: dict, seed: int = 0) -> Path:
     import random
 
     import numpy as np
-    from PIL import Image
+
+    Image = pytest.importorskip("PIL.Image", reason="Pillow (a torchvision dependency) writes the test images")
 
     rng = random.Random(seed)
     items = [(c, i) for c, n in counts.items() for i in range(n)]
