@@ -78,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 is steadier on a loaded machine)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/loss"))
     args = parser.parse_args(argv)
     for name, values in (("--sizes", args.sizes), ("--dims", args.dims)):
@@ -86,6 +89,10 @@ def main(argv=None):
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     machine = machine_info(device)
     print("machine:", json.dumps(machine))

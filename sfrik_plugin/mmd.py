@@ -115,9 +115,22 @@ class _SphereStatistics(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: _Plan, *views):
         dim, total = plan.dim, plan.total_rows
+        whole = plan.block_size is None
+        # Raw Gram blocks first: their diagonal gives the norms of the regularised views for free.
+        raw_grams, columns = {}, {}
+        for v in plan.regularized:
+            z = views[v]
+            all_rows = all_gather_rows(z, list(plan.sizes), plan.group) if plan.group is not None else z
+            columns[v] = all_rows
+            if whole:
+                raw_grams[v] = z @ all_rows.T
         scales, active, squared_norms = [], [], []
-        for z in views:
-            norms = torch.linalg.vector_norm(z, dim=1)
+        for v, z in enumerate(views):
+            if v in raw_grams:
+                local = torch.arange(z.shape[0], device=z.device)
+                norms = raw_grams[v][local, local + plan.offset].clamp_min(0).sqrt()
+            else:
+                norms = torch.linalg.vector_norm(z, dim=1)
             if plan.normalize:
                 scale = 1.0 / norms.clamp_min(plan.eps)
                 active.append((norms >= plan.eps).to(z.dtype))  # normalize's Jacobian projects only here
@@ -137,26 +150,21 @@ class _SphereStatistics(torch.autograd.Function):
             sums.append((squared_norms[i] + squared_norms[j] - 2.0 * cross).sum())
 
         kept = {}
-        columns = {}
         for v in plan.regularized:
             z, s = views[v], scales[v]
-            if plan.group is not None:
-                all_rows, all_scales = all_gather_rows(z, list(plan.sizes), plan.group), all_gather_rows(
-                    s, list(plan.sizes), plan.group
-                )
-            else:
-                all_rows, all_scales = z, s
+            all_rows = columns[v]
+            all_scales = all_gather_rows(s, list(plan.sizes), plan.group) if plan.group is not None else s
             columns[v] = (all_rows, all_scales)
-            step = z.shape[0] if plan.block_size is None else plan.block_size
+            step = z.shape[0] if whole else plan.block_size
             total_value = z.new_zeros(())
             for start in range(0, z.shape[0], step):
-                gram = z[start : start + step] @ all_rows.T
+                gram = raw_grams.pop(v) if whole else z[start : start + step] @ all_rows.T
                 gram.mul_(s[start : start + step, None]).mul_(all_scales[None, :])
                 diagonal = plan.offset + start if plan.unbiased else None
-                value, derivative = _phi_block(plan.kernel, gram, dim, diagonal, plan.block_size is None)
+                value, derivative = _phi_block(plan.kernel, gram, dim, diagonal, whole)
                 total_value = total_value + value.sum()
                 del value
-                if plan.block_size is None:
+                if whole:
                     # rowsum of φ'(G) ∘ G is x_kᵀ(∂/∂x_k): the normalisation's Jacobian needs it
                     dot_gram = (derivative * gram).sum(dim=1)
                     kept[v] = (derivative.mul_(all_scales[None, :]), dot_gram)
@@ -196,7 +204,10 @@ class _SphereStatistics(torch.autograd.Function):
         grads = []
         for v, z in enumerate(views):
             s = scales[v]
-            # ∂L/∂x_v = self_coeff x_v - Σ_o other[o] x_o + w_v B_v Z_all ;  x_vᵀ(∂L/∂x_v) accumulates in along
+            # ∂L/∂x_v = self_coeff x_v - Σ_o others[o] x_o + w_v B_v Z_all, and the normalisation
+            # turns it into ∂L/∂z_v = s (∂L/∂x_v - active · x_v (x_vᵀ ∂L/∂x_v)), x_v = s z_v, i.e.
+            # ∂L/∂z_v = w_v s B_v Z_all + beta z_v - Σ_o others[o] s s_o z_o, where beta needs
+            # along = x_vᵀ ∂L/∂x_v row by row.
             self_coeff = z.new_zeros(())
             others: dict[int, Tensor] = {}
             for (i, j), a in zip(plan.pairs, pair_weights):
@@ -209,30 +220,35 @@ class _SphereStatistics(torch.autograd.Function):
             for o, a in others.items():
                 along = along - a * ctx.row_dots[(min(v, o), max(v, o))] * s * scales[o]
 
+            def beta(rows: slice, along_rows: Tensor) -> Tensor:
+                return s[rows] * s[rows] * (self_coeff - active[v][rows] * along_rows)
+
             if v in kernel_weights:
                 w = kernel_weights[v]
                 all_rows, all_scales = ctx.columns[v]
-                if plan.block_size is None:
-                    derivative, dot_gram = ctx.kept[v]
-                    along = along + w * dot_gram
-                    result = (derivative * (w * s)[:, None]) @ all_rows
-                else:
-                    result = torch.empty_like(z)
-                    for start in range(0, z.shape[0], plan.block_size):
-                        stop = start + plan.block_size
-                        gram = z[start:stop] @ all_rows.T
-                        gram.mul_(s[start:stop, None]).mul_(all_scales[None, :])
+                step = z.shape[0] if plan.block_size is None else plan.block_size
+                result = torch.empty_like(z)
+                for start in range(0, z.shape[0], step):
+                    rows = slice(start, start + step)
+                    if plan.block_size is None:
+                        derivative, dot_gram = ctx.kept[v]
+                        derivative = derivative * (w * s)[:, None]  # a copy: keeps retain_graph safe
+                    else:
+                        gram = z[rows] @ all_rows.T
+                        gram.mul_(s[rows, None]).mul_(all_scales[None, :])
                         diagonal = plan.offset + start if plan.unbiased else None
                         _, derivative = _phi_block(plan.kernel, gram, plan.dim, diagonal, True)
-                        along[start:stop] += w * (derivative * gram).sum(dim=1)
-                        derivative.mul_(all_scales[None, :]).mul_((w * s[start:stop])[:, None])
-                        torch.mm(derivative, all_rows, out=result[start:stop])
-                        del gram, derivative
+                        dot_gram = (derivative * gram).sum(dim=1)
+                        del gram
+                        derivative.mul_(all_scales[None, :]).mul_((w * s[rows])[:, None])
+                    # the beta z_v term rides along in the product: z_v's rows sit in Z_all
+                    local = torch.arange(derivative.shape[0], device=z.device)
+                    derivative[local, local + plan.offset + start] += beta(rows, along[rows] + w * dot_gram)
+                    torch.mm(derivative, all_rows, out=result[rows])
+                    del derivative
             else:
-                result = torch.zeros_like(z)
-            # ∂L/∂z_v = s (∂L/∂x_v - active · x_v (x_vᵀ ∂L/∂x_v)),  x_v = s z_v
-            # (expand_as: a broadcast per-row factor takes a much slower addcmul kernel on CPU)
-            result.addcmul_(z, (s * s * (self_coeff - active[v] * along))[:, None].expand_as(z))
+                # (expand_as: a broadcast per-row factor takes a much slower addcmul kernel on CPU)
+                result = z * beta(slice(None), along)[:, None].expand_as(z)
             for o, a in others.items():
                 result.addcmul_(views[o], (-a * s * scales[o])[:, None].expand_as(z))
             grads.append(result)
