@@ -234,6 +234,8 @@ class SFRIK(BaseMethod):
                 "train_sfrik_mmd": sfrik.mmd,
             },
             on_epoch=True,
-            sync_dist=True,
+            # the loss functions already return the global-batch value on every rank; averaging
+            # over ranks is only needed when the user asked for local statistics
+            sync_dist=self.loss_kwargs["distributed"] == "none",
         )
         return sfrik.loss + class_loss
