@@ -1,7 +1,7 @@
 """The runner's plan and resume logic: run folders, done markers, checkpoints, specs.
 
 The stage test runs the real worker process on the random-initialisation baseline (no solo-learn
-needed); the pretraining resume with solo-learn is in tests/solo/test_benchmark_e2e.py."""
+needed); the pretraining resume with solo-learn is in tests/adapter/test_benchmark_e2e.py."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def test_solo_checkpoint_rebuilds_through_solo_learns_knn_loader(official, tmp_p
 
 
 def test_args_for_the_official_entry_pass_our_adapters_checks():
-    pytest.importorskip("solo", reason="solo-learn is not installed (CI does not have it)")
+    pytest.importorskip("solo.methods", reason="solo-learn is not installed (CI does not have it)")
     method = importlib.import_module("sfrik_plugin.solo.method")
     from sfrik_plugin.zoo.manifest import get_entry
 
@@ -159,7 +159,7 @@ def test_args_for_the_official_entry_pass_our_adapters_checks():
 
 
 def test_solo_checkpoint_rebuilds_through_our_adapter(official, tmp_path):
-    pytest.importorskip("solo", reason="solo-learn is not installed (CI does not have it)")
+    pytest.importorskip("solo.methods", reason="solo-learn is not installed (CI does not have it)")
     adapter = importlib.import_module("sfrik_plugin.solo")
     from omegaconf import OmegaConf
     from solo.methods import METHODS
