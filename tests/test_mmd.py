@@ -142,3 +142,21 @@ def test_gradcheck(kernel, method, estimator, normalize):
 def test_bad_inputs_raise_clear_errors(z, kwargs, error, message):
     with pytest.raises(error, match=message):
         kernel_mean(z, **kwargs)
+
+
+def test_blocked_path_never_holds_the_full_gram_matrix():
+    from sfrik_plugin.benchmarking import peak_memory_bytes
+
+    n, q, block = 4096, 16, 128
+    z = sphere(n, q, dtype=torch.float32).requires_grad_()
+    full_gram_bytes = n * n * 4
+
+    def step(method):
+        z.grad = None
+        kernel_mean(z, method=method, block_size=block).backward()
+
+    gram_peak = peak_memory_bytes(lambda: step("gram"))
+    blocked_peak = peak_memory_bytes(lambda: step("blocked"))
+    assert gram_peak > full_gram_bytes  # the whole-matrix path keeps N × N for the backward
+    # blocked: a few block × N buffers (Gram, φ, φ') and the N × q gradient, nowhere near N × N
+    assert blocked_peak < 8 * block * n * 4 + 4 * n * q * 4 < full_gram_bytes / 2
