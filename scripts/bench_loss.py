@@ -19,7 +19,6 @@ Prints a table, writes CSV + JSON (with the machine) and a PNG plot.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sfrik_plugin import sfrik_loss_func
+from sfrik_plugin.profiling import write_csv, write_json
 from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
 
 WEIGHTS = (1.0, 40.0, 40.0)
@@ -130,13 +130,8 @@ def main(argv=None):
             )
         del calls
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "bench_loss.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(args.out / "bench_loss.json", "w") as handle:
-        json.dump({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, handle, indent=2)
+    write_csv(rows, args.out / "bench_loss.csv")
+    write_json({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_loss.json")
 
     table = ["| N | q | bare (s) | sfrik (s) | sfrik / bare (median; min) | formula (s) | formula / bare (median; min) | sfrik MiB | formula MiB |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -13,7 +13,6 @@ give the same loss. Writes CSV + JSON (with the machine) next to a printed table
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sfrik_plugin import sfrik_loss_func
+from sfrik_plugin.profiling import write_csv, write_json
 from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
 
 MODES = ("sharded", "replicated")
@@ -112,13 +112,8 @@ def main(argv=None):
                     "loss": result[mode]["loss"],
                 }
             )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "bench_sharded.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(args.out / "bench_sharded.json", "w") as handle:
-        json.dump({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, handle, indent=2)
+    write_csv(rows, args.out / "bench_sharded.csv")
+    write_json({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_sharded.json")
 
     print("| rank | mode | median s (min–max) | peak MiB | loss |")
     print("|---|---|---|---|---|")
