@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..transforms import IMAGENET_MEAN, IMAGENET_STD, classifier_train_transform, eval_transform
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -34,37 +36,8 @@ __all__ = [
     "semi_supervised",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def eval_transform(crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Evaluation images: shorter side resized to ``crop_size / 0.875``, centre crop, normalise
-    (the rule of the adapter's ``sfrik_plugin.solo.cli.eval_transform``, restated here so that
-    evaluation needs neither solo-learn nor the adapter)."""
-    from torchvision import transforms
-
-    return transforms.Compose(
-        [
-            transforms.Resize(int(round(crop_size / 0.875))),
-            transforms.CenterCrop(crop_size),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=mean, std=std),
-        ]
-    )
-
-
-def train_transform(crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, min_scale: float = 0.5):
-    from torchvision import transforms
-
-    return transforms.Compose(
-        [
-            transforms.RandomResizedCrop(crop_size, scale=(min_scale, 1.0)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=mean, std=std),
-        ]
-    )
+# shared with the solo-learn launchers (sfrik_plugin.transforms, which needs no solo-learn)
+train_transform = classifier_train_transform
 
 
 def image_folder(path, transform):

@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ..transforms import classifier_train_transform, eval_transform
+
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 _COMMAND_ENV = "SFRIK_SOLO_CLI_COMMAND"
 
@@ -317,34 +319,6 @@ def _mean_std(dataset: str, aug: Any):
     return tuple(aug.get("mean", IMAGENET_DEFAULT_MEAN)), tuple(aug.get("std", IMAGENET_DEFAULT_STD))
 
 
-def eval_transform(crop_size: int, mean, std):
-    """Resize (shorter side to crop/0.875) + centre crop + normalise: solo-learn's 256/224 rule,
-    generalised to any crop size (identical to solo-learn's for 224)."""
-    from torchvision import transforms
-
-    return transforms.Compose(
-        [
-            transforms.Resize(int(round(crop_size / 0.875))),
-            transforms.CenterCrop(crop_size),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=mean, std=std),
-        ]
-    )
-
-
-def linear_train_transform(crop_size: int, mean, std, min_scale: float = 0.08):
-    from torchvision import transforms
-
-    return transforms.Compose(
-        [
-            transforms.RandomResizedCrop(crop_size, scale=(min_scale, 1.0)),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=mean, std=std),
-        ]
-    )
-
-
 def _cifar_like(dataset: str) -> bool:
     return dataset in ("cifar10", "cifar100", "stl10")
 
@@ -625,7 +599,7 @@ def run_linear(cfg) -> Dict[str, Any]:
     crop = int(aug.crop_size)
     train_loader, val_loader = _classification_loaders(
         cfg,
-        linear_train_transform(crop, mean, std, float(aug.get("crop_min_scale", 0.08))),
+        classifier_train_transform(crop, mean, std, float(aug.get("crop_min_scale", 0.08))),
         eval_transform(crop, mean, std),
     )
 
