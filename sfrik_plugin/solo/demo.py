@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import os
 import time
 from pathlib import Path
@@ -108,7 +109,7 @@ def _show(command: str, config: str, overrides: List[str]) -> None:
     print(f"\n[sfrik-demo] equivalent command:\n  {command} --config-name {config} {quoted}\n", flush=True)
 
 
-def main(argv=None) -> dict:
+def run_demo(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="sfrik-demo", help="where data, checkpoints and results go")
     parser.add_argument("--train-per-class", type=int, default=100, help="training images per class")
@@ -170,5 +171,15 @@ def main(argv=None) -> dict:
     return summary
 
 
+def main(argv=None) -> int:
+    """Console entry point (``sfrik-demo``): exit status 0 on success.
+
+    (A console script hands ``main``'s return value to ``sys.exit``; a dict there would print it
+    to stderr and exit with status 1 — so the summary comes from :func:`run_demo`.)
+    """
+    run_demo(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
