@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .legendre import _check_dim, legendre_series
+from .legendre import _check_dim, _recurrence_coefficients, legendre_series
 
 __all__ = [
     "RotationInvariantKernel",
@@ -66,6 +66,21 @@ class RotationInvariantKernel(ABC):
 
 
 KERNELS: dict[str, type[RotationInvariantKernel]] = {}
+
+#: Up to this degree φ is evaluated by Horner's rule on its monomial coefficients: a third of the
+#: elementwise passes of the recurrence over the N × N Gram matrix, and at low degree the monomial
+#: coefficients are O(1) for every q (no cancellation); higher degrees use the recurrence.
+HORNER_MAX_DEGREE = 4
+
+
+def _horner(t: Tensor, coefficients: Sequence[float]) -> Tensor:
+    """``Σ_k coefficients[k] t^k`` with in-place steps on one fresh tensor."""
+    if len(coefficients) == 1:
+        return torch.full_like(t, coefficients[0])
+    result = t * coefficients[-1]
+    for c in reversed(coefficients[1:-1]):
+        result.add_(c).mul_(t)
+    return result.add_(coefficients[0])
 
 
 def register_kernel(name: str) -> Callable[[type[RotationInvariantKernel]], type[RotationInvariantKernel]]:
@@ -139,6 +154,7 @@ class TruncatedLegendreKernel(RotationInvariantKernel):
         if all(w == 0 for w in values):
             raise ValueError(f"at least one kernel weight must be > 0, got {list(values)}")
         self.weights = values
+        self._monomials: dict[int, list[float]] = {}
 
     def __repr__(self) -> str:
         return f"TruncatedLegendreKernel(weights={self.weights})"
@@ -149,10 +165,32 @@ class TruncatedLegendreKernel(RotationInvariantKernel):
         return max(degree for degree, w in enumerate(self.weights, start=1) if w != 0)
 
     def phi_and_derivative(self, t: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-        return legendre_series(t, (0.0,) + self.weights[: self.degree], dim, with_derivative=True)
+        if self.degree > HORNER_MAX_DEGREE:
+            return legendre_series(t, (0.0,) + self.weights[: self.degree], dim, with_derivative=True)
+        coefficients = self._monomial_coefficients(dim)
+        derivative_coefficients = [k * c for k, c in enumerate(coefficients)][1:]
+        return _horner(t, coefficients), _horner(t, derivative_coefficients)
 
     def phi(self, t: Tensor, dim: int) -> Tensor:
-        return legendre_series(t, (0.0,) + self.weights[: self.degree], dim)
+        if self.degree > HORNER_MAX_DEGREE:
+            return legendre_series(t, (0.0,) + self.weights[: self.degree], dim)
+        return _horner(t, self._monomial_coefficients(dim))
+
+    def _monomial_coefficients(self, dim: int) -> list[float]:
+        """φ's coefficients in powers of t, from the Legendre recurrence in float64 (cached per q)."""
+        if dim not in self._monomials:
+            _check_dim(dim)
+            previous, current = np.array([1.0]), np.array([0.0, 1.0])
+            total = self.weights[0] * current
+            for ell in range(1, self.degree):
+                a, c = _recurrence_coefficients(ell, dim)
+                following = np.zeros(ell + 2)
+                following[1:] = a * current
+                following[: ell] -= c * previous
+                previous, current = current, following
+                total = np.pad(total, (0, 1)) + self.weights[ell] * current
+            self._monomials[dim] = [float(c) for c in total]
+        return self._monomials[dim]
 
     def uniform_mean(self, dim: int) -> float:
         _check_dim(dim)

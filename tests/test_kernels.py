@@ -100,3 +100,19 @@ def test_gaussian_uniform_mean_matches_monte_carlo():
     v = torch.nn.functional.normalize(torch.randn(200_000, 5, generator=generator, dtype=torch.float64), dim=1)
     monte_carlo = float(torch.exp(-2 * 2.5 * (1 - (u * v).sum(1))).mean())
     assert GaussianKernel(2.5).uniform_mean(5) == pytest.approx(monte_carlo, rel=2e-2)
+
+
+@pytest.mark.parametrize("weights", [(1.0, 40.0, 40.0), (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)], ids=["horner", "recurrence"])
+@pytest.mark.parametrize("q", [3, 8192])
+def test_phi_is_differentiable_and_both_evaluations_agree(weights, q):
+    t = torch.linspace(-1, 1, 23, dtype=torch.float64, requires_grad=True)
+    kernel = TruncatedLegendreKernel(weights)
+    torch.autograd.gradcheck(lambda x: kernel.phi(x, q), (t,))
+    torch.testing.assert_close(kernel.phi(t, q), phi_reference(t, weights, q) if len(weights) <= 4 else kernel.phi(t, q))
+    # Horner (degree <= 4) and the recurrence give the same φ and φ'
+    from sfrik_plugin.legendre import legendre_series
+
+    value, derivative = kernel.phi_and_derivative(t.detach(), q)
+    expected_value, expected_derivative = legendre_series(t.detach(), (0.0,) + tuple(weights), q, with_derivative=True)
+    torch.testing.assert_close(value, expected_value)
+    torch.testing.assert_close(derivative, expected_derivative)
