@@ -38,30 +38,17 @@ DEFAULT_DIMS = ["1024:32768"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sfrik_plugin.profiling import LOSS_CONTENDERS
+    from sfrik_plugin.profiling import LOSS_CONTENDERS, add_run_control_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="batch sizes N (e.g. 256 2048, 2^11, 256:2048)")
     parser.add_argument("--dims", nargs="+", default=DEFAULT_DIMS, help="embedding dims q (default 1024:32768 = 1024..32768 doubling)")
     parser.add_argument("--contenders", nargs="+", default=list(LOSS_CONTENDERS), choices=list(LOSS_CONTENDERS))
-    parser.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
     parser.add_argument("--dtype", default="float32", help="dtype of the embeddings (float32, bf16, fp16)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up calls per configuration")
-    parser.add_argument("--min-repeats", type=int, default=2, help="measured calls even when a call is slow")
-    parser.add_argument("--max-repeats", type=int, default=25, help="measured calls when calls are cheap")
     parser.add_argument("--repeats", type=int, default=None, help="exactly this many measured calls (sets min = max)")
-    parser.add_argument("--config-seconds", type=float, default=10.0,
-                        help="measured calls per configuration: as many as fit in this time, within [min, max]")
     parser.add_argument("--max-call-seconds", type=float, default=40.0,
                         help="skip a configuration predicted (from smaller q) to need more per call; 0 = never skip")
-    parser.add_argument("--rounds", type=int, default=1, help="run the grid this many times, contender order rotated, samples pooled")
-    parser.add_argument("--memory-budget", default=None, help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per worker; default 1 on CPU (every contender alike, and stable on a shared "
-                             "machine, where 2-thread runs of small ops stall on descheduled threads), torch's own on GPU; "
-                             "0 = torch's default")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/profile-loss"))
+    add_run_control_arguments(parser, out="bench-results/profile-loss", config_seconds=10.0, max_repeats=25)
     return parser
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sfrik_plugin.profiling import add_run_control_arguments
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", nargs="+", default=["512", "2048", "8192", "16384"], help="embedding dims q")
     parser.add_argument("--methods", nargs="+", default=["sfrik", "vicreg", "barlow"], choices=["sfrik", "vicreg", "barlow"])
@@ -34,19 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (each gives 2 views)")
     parser.add_argument("--image-size", type=int, default=16, help="default 16 px keeps the CPU grid under 10 minutes")
     parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"])
-    parser.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
     parser.add_argument("--precision", default=None, help="Lightning precision (default: 32 on CPU, 16-mixed on GPU)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up steps")
-    parser.add_argument("--min-repeats", type=int, default=2)
-    parser.add_argument("--max-repeats", type=int, default=3)
-    parser.add_argument("--config-seconds", type=float, default=25.0, help="measured steps: as many as fit in this time, within [min, max]")
-    parser.add_argument("--rounds", type=int, default=1, help="run the grid this many times, method order rotated, samples pooled")
-    parser.add_argument("--memory-budget", default=None, help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per worker; default 1 on CPU (stable on a shared machine, the same for every "
-                             "method), torch's own on GPU; 0 = torch's default")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/profile-train"))
+    add_run_control_arguments(parser, out="bench-results/profile-train", config_seconds=25.0, max_repeats=3, unit="steps")
     return parser
 
 

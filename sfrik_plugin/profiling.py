@@ -1163,6 +1163,29 @@ def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], pa
     return path
 
 
+
+def add_run_control_arguments(
+    parser, *, out: str, config_seconds: float, max_repeats: int, unit: str = "calls"
+) -> None:
+    """The options both profiling scripts share: device, repeats and time budget, memory budget,
+    threads, worker timeout, output folder (defaults differ per script, hence the arguments)."""
+    parser.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda if available)")
+    parser.add_argument("--warmup", type=int, default=1, help=f"warm-up {unit} per configuration")
+    parser.add_argument("--min-repeats", type=int, default=2, help=f"measured {unit} even when one is slow")
+    parser.add_argument("--max-repeats", type=int, default=max_repeats, help=f"measured {unit} when they are cheap")
+    parser.add_argument("--config-seconds", type=float, default=config_seconds,
+                        help=f"measured {unit} per configuration: as many as fit in this time, within [min, max]")
+    parser.add_argument("--rounds", type=int, default=1, help="run the grid this many times, order rotated, samples pooled")
+    parser.add_argument("--memory-budget", default=None,
+                        help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker; default 1 on CPU (every contender alike, and stable on a shared "
+                             "machine, where 2-thread runs of small ops stall on descheduled threads), torch's own on GPU; "
+                             "0 = torch's default")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
+    parser.add_argument("--out", type=Path, default=Path(out))
+
+
 def describe_machine(device: str | torch.device = "cpu") -> dict:
     """:func:`sfrik_plugin.benchmarking.machine_info` plus the memory available now."""
     info = machine_info(device)
