@@ -11,8 +11,8 @@ Example:
     torch.Size([])
 """
 
-from .distributed import all_reduce_sum, gather_rows, world_size_and_rank
-from .kernels import (
+from .maths.distributed import all_reduce_sum, gather_rows, world_size_and_rank
+from .maths.kernels import (
     KERNELS,
     GaussianKernel,
     RotationInvariantKernel,
@@ -20,8 +20,8 @@ from .kernels import (
     build_kernel,
     register_kernel,
 )
-from .legendre import legendre_polynomial, legendre_series
-from .losses import (
+from .maths.legendre import legendre_polynomial, legendre_series
+from .maths.losses import (
     SFRIK_LOSS_DEFAULTS,
     UNIFORMITY_LOSS_DEFAULTS,
     SFRIKLoss,
@@ -32,7 +32,7 @@ from .losses import (
     sfrik_multicrop_loss_func,
     uniformity_loss_func,
 )
-from .mmd import DISTRIBUTED_MODES, ESTIMATORS, METHODS, kernel_mean, mmd_to_uniform
+from .maths.mmd import DISTRIBUTED_MODES, ESTIMATORS, METHODS, kernel_mean, mmd_to_uniform
 
 __version__ = "0.1.0"
 

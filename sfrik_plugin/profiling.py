@@ -341,7 +341,7 @@ def predict_loss_peak_bytes(
     elif contender == "sfrik-gram":
         total = 2 * n * q * s + 2 * n * n * compute
     else:  # sfrik-blocked
-        from .mmd import GRAM_BLOCK_ELEMENTS
+        from .maths.mmd import GRAM_BLOCK_ELEMENTS
 
         rows = block_size if block_size is not None else max(1, GRAM_BLOCK_ELEMENTS // n)
         total = 2 * n * q * s + 3 * min(rows, n) * n * compute

@@ -110,7 +110,7 @@ def test_phi_is_differentiable_and_both_evaluations_agree(weights, q):
     torch.autograd.gradcheck(lambda x: kernel.phi(x, q), (t,))
     torch.testing.assert_close(kernel.phi(t, q), phi_reference(t, weights, q) if len(weights) <= 4 else kernel.phi(t, q))
     # Horner (degree <= 4) and the recurrence give the same φ and φ'
-    from sfrik_plugin.legendre import legendre_series
+    from sfrik_plugin.maths.legendre import legendre_series
 
     value, derivative = kernel.phi_and_derivative(t.detach(), q)
     expected_value, expected_derivative = legendre_series(t.detach(), (0.0,) + tuple(weights), q, with_derivative=True)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..transforms import IMAGENET_MEAN, IMAGENET_STD, classifier_train_transform, eval_transform
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, classifier_train_transform, eval_transform
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -269,12 +269,12 @@ class Benchmark:
 
     # data ------------------------------------------------------------------------------------
     def prepare_data(self) -> Dict[str, str]:
-        from .splits import build_splits
+        from ..data.splits import build_splits
 
         d = self.cfg["data"]
         per_class = {"train": d["train_per_class"], "val": d["val_per_class"]}
         if d.get("kind", "fashion_mnist") == "fashion_mnist":
-            from sfrik_plugin.data import FASHION_MNIST_DIR, prepare_fashion_mnist
+            from ..data.fashion_mnist import FASHION_MNIST_DIR, prepare_fashion_mnist
 
             need = d["train_per_class"] + d["val_per_class"]
             root = Path(d.get("cache") or self.out / "data") / f"fashion-mnist-{need}-{d.get('test_per_class')}"

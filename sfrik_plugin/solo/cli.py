@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ..transforms import classifier_train_transform, eval_transform
+from ..data.transforms import classifier_train_transform, eval_transform
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 _COMMAND_ENV = "SFRIK_SOLO_CLI_COMMAND"

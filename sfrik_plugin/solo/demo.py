@@ -124,7 +124,7 @@ def run_demo(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ..data import FASHION_MNIST_DIR, prepare_fashion_mnist
+    from ..data.fashion_mnist import FASHION_MNIST_DIR, prepare_fashion_mnist
     from . import register
     from .cli import run_linear, run_pretrain
 

@@ -23,9 +23,9 @@ from solo.methods.base import BaseMethod
 from solo.utils.misc import omegaconf_select
 
 from .. import SFRIK_LOSS_DEFAULTS, sfrik_loss_func, sfrik_multicrop_loss_func
-from ..kernels import TruncatedLegendreKernel
-from ..mmd import DISTRIBUTED_MODES, ESTIMATORS
-from ..mmd import METHODS as MMD_METHODS
+from ..maths.kernels import TruncatedLegendreKernel
+from ..maths.mmd import DISTRIBUTED_MODES, ESTIMATORS
+from ..maths.mmd import METHODS as MMD_METHODS
 
 __all__ = [
     "SFRIK",

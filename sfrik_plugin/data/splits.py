@@ -166,7 +166,7 @@ def build_splits(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``sfrik-benchmark-splits SOURCE OUT --split train=260 --split val=52`` (``python -m sfrik_plugin.benchmark.splits``)."""
+    """``sfrik-benchmark-splits SOURCE OUT --split train=260 --split val=52`` (``python -m sfrik_plugin.data.splits``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

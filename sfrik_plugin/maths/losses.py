@@ -9,7 +9,7 @@ SFRIK (Zheng et al., ICLR 2023) for two views with projector outputs ``z1, z2`` 
 
 In the paper's notation ``λ = mmd_coeff · q / sim_coeff``. Under a process group every rank
 returns the global value and DDP's gradient averaging yields the single-process gradients on
-the concatenated batch (see :mod:`sfrik_plugin.distributed`).
+the concatenated batch (see :mod:`sfrik_plugin.maths.distributed`).
 """
 
 from __future__ import annotations

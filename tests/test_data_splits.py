@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sfrik_plugin.benchmark.splits import build_splits, carve, class_files, list_classes, read_file_list
+from sfrik_plugin.data.splits import build_splits, carve, class_files, list_classes, read_file_list
 
 
 def _folder(root: Path, counts: dict, seed: int = 0) -> Path:

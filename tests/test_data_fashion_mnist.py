@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from sfrik_plugin.data import (
+from sfrik_plugin.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
     per_class_subset,
@@ -111,7 +111,7 @@ def test_missing_source_names_the_debian_package(tmp_path):
 
 @pytest.mark.skipif(not FASHION_MNIST_DIR.exists(), reason="Debian package dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_files_are_read():
-    from sfrik_plugin.data import load_fashion_mnist
+    from sfrik_plugin.data.fashion_mnist import load_fashion_mnist
 
     images, labels = load_fashion_mnist("test")
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8

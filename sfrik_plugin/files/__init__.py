@@ -1,0 +1,2 @@
+"""Reading and writing files safely: the one checkpoint reader with its trust policy, atomic
+checkpoint saves, and atomic JSON/CSV records."""
