@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sfrik_plugin import sfrik_loss_func
-from sfrik_plugin.profiling import write_csv, write_json
 from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
+from sfrik_plugin.profiling import write_csv, write_json
 
 WEIGHTS = (1.0, 40.0, 40.0)
 
@@ -79,7 +79,10 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 is steadier on a loaded machine)"
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default; 1 is steadier on a loaded machine)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results/loss"))
     args = parser.parse_args(argv)
@@ -131,10 +134,14 @@ def main(argv=None):
         del calls
 
     write_csv(rows, args.out / "bench_loss.csv")
-    write_json({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_loss.json")
+    write_json(
+        {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_loss.json"
+    )
 
-    table = ["| N | q | bare (s) | sfrik (s) | sfrik / bare (median; min) | formula (s) | formula / bare (median; min) | sfrik MiB | formula MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| N | q | bare (s) | sfrik (s) | sfrik / bare (median; min) | formula (s) | formula / bare (median; min) | sfrik MiB | formula MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for n, q in grid:
         by = {r["contender"]: r for r in rows if r["N"] == n and r["q"] == q}
         table.append(

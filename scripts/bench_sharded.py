@@ -24,8 +24,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sfrik_plugin import sfrik_loss_func
-from sfrik_plugin.profiling import write_csv, write_json
 from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
+from sfrik_plugin.profiling import write_csv, write_json
 
 MODES = ("sharded", "replicated")
 
@@ -85,10 +85,21 @@ def main(argv=None):
     print("machine:", json.dumps(machine))
     with tempfile.TemporaryDirectory() as scratch:
         out_file = os.path.join(scratch, "result")
-        print(f"running {args.world_size} gloo processes: N={args.batch}, q={args.dim}, {args.repeats} repeats ...", flush=True)
+        print(
+            f"running {args.world_size} gloo processes: N={args.batch}, q={args.dim}, {args.repeats} repeats ...",
+            flush=True,
+        )
         mp.start_processes(
             _worker,
-            args=(args.world_size, args.batch, args.dim, args.repeats, args.threads, os.path.join(scratch, "init"), out_file),
+            args=(
+                args.world_size,
+                args.batch,
+                args.dim,
+                args.repeats,
+                args.threads,
+                os.path.join(scratch, "init"),
+                out_file,
+            ),
             nprocs=args.world_size,
             join=True,
             start_method="spawn",
@@ -113,19 +124,26 @@ def main(argv=None):
                 }
             )
     write_csv(rows, args.out / "bench_sharded.csv")
-    write_json({"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_sharded.json")
+    write_json(
+        {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows},
+        args.out / "bench_sharded.json",
+    )
 
     print("| rank | mode | median s (min–max) | peak MiB | loss |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['rank']} | {r['mode']} | {r['median_s']:.3f} ({r['min_s']:.3f}–{r['max_s']:.3f}) | {r['peak_mib']:.0f} | {r['loss']:.6f} |")
+        print(
+            f"| {r['rank']} | {r['mode']} | {r['median_s']:.3f} ({r['min_s']:.3f}–{r['max_s']:.3f}) | {r['peak_mib']:.0f} | {r['loss']:.6f} |"
+        )
     sharded = [r for r in rows if r["mode"] == "sharded"]
     replicated = [r for r in rows if r["mode"] == "replicated"]
     time_ratio = sum(r["median_s"] for r in replicated) / sum(r["median_s"] for r in sharded)
     memory_ratio = sum(r["peak_mib"] for r in replicated) / sum(r["peak_mib"] for r in sharded)
     agree = max(abs(a["loss"] - b["loss"]) / abs(b["loss"]) for a, b in zip(sharded, replicated))
-    print(f"replicated / sharded per rank: time {time_ratio:.2f}x, peak memory {memory_ratio:.2f}x; "
-          f"losses agree to {agree:.1e} relative")
+    print(
+        f"replicated / sharded per rank: time {time_ratio:.2f}x, peak memory {memory_ratio:.2f}x; "
+        f"losses agree to {agree:.1e} relative"
+    )
 
 
 if __name__ == "__main__":

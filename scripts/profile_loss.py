@@ -31,7 +31,6 @@ import argparse
 import os
 import sys
 import warnings
-from pathlib import Path
 
 DEFAULT_SIZES = ["256"]
 DEFAULT_DIMS = ["1024:32768"]
@@ -41,13 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     from sfrik_plugin.profiling import LOSS_CONTENDERS, add_run_control_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="batch sizes N (e.g. 256 2048, 2^11, 256:2048)")
-    parser.add_argument("--dims", nargs="+", default=DEFAULT_DIMS, help="embedding dims q (default 1024:32768 = 1024..32768 doubling)")
+    parser.add_argument(
+        "--sizes", nargs="+", default=DEFAULT_SIZES, help="batch sizes N (e.g. 256 2048, 2^11, 256:2048)"
+    )
+    parser.add_argument(
+        "--dims", nargs="+", default=DEFAULT_DIMS, help="embedding dims q (default 1024:32768 = 1024..32768 doubling)"
+    )
     parser.add_argument("--contenders", nargs="+", default=list(LOSS_CONTENDERS), choices=list(LOSS_CONTENDERS))
     parser.add_argument("--dtype", default="float32", help="dtype of the embeddings (float32, bf16, fp16)")
     parser.add_argument("--repeats", type=int, default=None, help="exactly this many measured calls (sets min = max)")
-    parser.add_argument("--max-call-seconds", type=float, default=40.0,
-                        help="skip a configuration predicted (from smaller q) to need more per call; 0 = never skip")
+    parser.add_argument(
+        "--max-call-seconds",
+        type=float,
+        default=40.0,
+        help="skip a configuration predicted (from smaller q) to need more per call; 0 = never skip",
+    )
     add_run_control_arguments(parser, out="bench-results/profile-loss", config_seconds=10.0, max_repeats=25)
     return parser
 
@@ -123,17 +130,32 @@ def main(argv=None) -> int:
                     if not fits:
                         result = {"status": "does-not-fit", "reason": reason}
                     else:
-                        guess = P.extrapolate_seconds(measured.get((contender, n), {}), q, P.LOSS_CONTENDERS[contender].q_exponent)
-                        if args.max_call_seconds > 0 and guess is not None and guess > args.max_call_seconds and entry is None:
+                        guess = P.extrapolate_seconds(
+                            measured.get((contender, n), {}), q, P.LOSS_CONTENDERS[contender].q_exponent
+                        )
+                        if (
+                            args.max_call_seconds > 0
+                            and guess is not None
+                            and guess > args.max_call_seconds
+                            and entry is None
+                        ):
                             result = {
                                 "status": "skipped",
                                 "reason": f"predicted {guess:.0f} s per call > --max-call-seconds {args.max_call_seconds:g}",
                             }
                         else:
                             spec = dict(
-                                contender=contender, n=n, q=q, dtype=str(dtype).removeprefix("torch."), device=str(device),
-                                warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.max_repeats,
-                                config_seconds=args.config_seconds, threads=args.threads or None, seed=0,
+                                contender=contender,
+                                n=n,
+                                q=q,
+                                dtype=str(dtype).removeprefix("torch."),
+                                device=str(device),
+                                warmup=args.warmup,
+                                min_repeats=args.min_repeats,
+                                max_repeats=args.max_repeats,
+                                config_seconds=args.config_seconds,
+                                threads=args.threads or None,
+                                seed=0,
                                 address_space_limit=budget + 512 * P.MIB if device.type == "cpu" else None,
                                 log=str(log),
                             )
@@ -158,7 +180,11 @@ def main(argv=None) -> int:
     for contender, n, q in order:
         entry = pooled[(contender, n, q)]
         base = {
-            "contender": contender, "N": n, "q": q, "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+            "contender": contender,
+            "N": n,
+            "q": q,
+            "device": str(device),
+            "dtype": str(dtype).removeprefix("torch."),
             "predicted_mib": round(entry["predicted"] / P.MIB, 1),
         }
         rows.append(P.result_row(base, entry["result"]))
@@ -166,15 +192,24 @@ def main(argv=None) -> int:
     title = f"{machine['cpu'] if device.type == 'cpu' else machine['gpu']}, {machine['worker_threads']} thread(s), torch {machine['torch']}"
     P.write_csv(rows, args.out / "profile_loss.csv")
     P.write_json(
-        {"machine": machine, "command": command, "memory_budget": budget_text, "memory_budget_bytes": budget,
-         "contenders": {c: P.LOSS_CONTENDERS[c].description for c in args.contenders}, "summary": summary, "rows": rows},
+        {
+            "machine": machine,
+            "command": command,
+            "memory_budget": budget_text,
+            "memory_budget_bytes": budget,
+            "contenders": {c: P.LOSS_CONTENDERS[c].description for c in args.contenders},
+            "summary": summary,
+            "rows": rows,
+        },
         args.out / "profile_loss.json",
     )
     text = render_markdown(rows, summary, machine, command, budget_text)
     (args.out / "profile_loss.md").write_text(text + "\n")
     print(text)
     png = P.plot_loss(rows, summary, args.out / "profile_loss.png", title=title)
-    print(f"wrote {args.out}/profile_loss.{{csv,json,md}}" + (f" and {png}" if png else " (no PNG: matplotlib missing)"))
+    print(
+        f"wrote {args.out}/profile_loss.{{csv,json,md}}" + (f" and {png}" if png else " (no PNG: matplotlib missing)")
+    )
     return 0
 
 
@@ -200,31 +235,67 @@ def render_markdown(rows, summary, machine, command, budget_text) -> str:
 
     table = markdown_table(
         [dict(r, label=LOSS_CONTENDERS[r["contender"]].label, state=status(r)) for r in rows],
-        [("N", "N", "d"), ("q", "q", "d"), ("label", "loss", "s"), ("median_s", "median (s)", ".4f"),
-         ("spread", "(max−min)/median", ".2f"), ("repeats", "repeats", "d"), ("peak_mib", "peak (MiB)", ".1f"),
-         ("rss_peak_mib", "RSS peak (MiB)", ".1f"), ("process_peak_rss_mib", "process RSS (MiB)", ".0f"), ("predicted_mib", "predicted (MiB)", ".1f"), ("state", "status", "s")],
+        [
+            ("N", "N", "d"),
+            ("q", "q", "d"),
+            ("label", "loss", "s"),
+            ("median_s", "median (s)", ".4f"),
+            ("spread", "(max−min)/median", ".2f"),
+            ("repeats", "repeats", "d"),
+            ("peak_mib", "peak (MiB)", ".1f"),
+            ("rss_peak_mib", "RSS peak (MiB)", ".1f"),
+            ("process_peak_rss_mib", "process RSS (MiB)", ".0f"),
+            ("predicted_mib", "predicted (MiB)", ".1f"),
+            ("state", "status", "s"),
+        ],
     )
     slope_rows = []
     for contender, per_n in summary["slopes"].items():
         for n, fit in per_n.items():
-            slope_rows.append({
-                "loss": LOSS_CONTENDERS[contender].label, "N": int(n),
-                "time": fit.get("time", {}).get("slope"), "r2": fit.get("time", {}).get("r2"),
-                "memory": fit.get("memory", {}).get("slope"), "range": f"{fit['q_range'][0]}–{fit['q_range'][1]}",
-            })
-    slopes = markdown_table(slope_rows, [("loss", "loss", "s"), ("N", "N", "d"), ("range", "q range", "s"),
-                                         ("time", "time slope", ".2f"), ("r2", "R²", ".3f"), ("memory", "memory slope", ".2f")])
-    ratio_rows = [dict(e, state=e["baseline_status"] if e["baseline_status"] != "ok" else "ok") for e in summary["ratios"]]
-    ratios = markdown_table(ratio_rows, [("N", "N", "d"), ("q", "q", "d"), ("time_ratio", "VICReg / SFRIK time", ".1f"),
-                                         ("memory_ratio", "VICReg / SFRIK memory", ".1f"), ("state", "VICReg", "s")])
+            slope_rows.append(
+                {
+                    "loss": LOSS_CONTENDERS[contender].label,
+                    "N": int(n),
+                    "time": fit.get("time", {}).get("slope"),
+                    "r2": fit.get("time", {}).get("r2"),
+                    "memory": fit.get("memory", {}).get("slope"),
+                    "range": f"{fit['q_range'][0]}–{fit['q_range'][1]}",
+                }
+            )
+    slopes = markdown_table(
+        slope_rows,
+        [
+            ("loss", "loss", "s"),
+            ("N", "N", "d"),
+            ("range", "q range", "s"),
+            ("time", "time slope", ".2f"),
+            ("r2", "R²", ".3f"),
+            ("memory", "memory slope", ".2f"),
+        ],
+    )
+    ratio_rows = [
+        dict(e, state=e["baseline_status"] if e["baseline_status"] != "ok" else "ok") for e in summary["ratios"]
+    ]
+    ratios = markdown_table(
+        ratio_rows,
+        [
+            ("N", "N", "d"),
+            ("q", "q", "d"),
+            ("time_ratio", "VICReg / SFRIK time", ".1f"),
+            ("memory_ratio", "VICReg / SFRIK memory", ".1f"),
+            ("state", "VICReg", "s"),
+        ],
+    )
     where = machine["gpu"] or machine["cpu"]
-    return "\n\n".join([
-        f"Machine: {where}; {machine['cpu_count']} CPUs, {machine['worker_threads']} torch thread(s) per worker, "
-        f"torch {machine['torch']}, {machine['device']}. Memory budget: {budget_text}.\nCommand: `{command}`",
-        table,
-        "Fitted log–log slopes (time ∝ q^slope):\n\n" + slopes,
-        "SFRIK (gram) against solo-learn's VICReg:\n\n" + ratios,
-    ])
+    return "\n\n".join(
+        [
+            f"Machine: {where}; {machine['cpu_count']} CPUs, {machine['worker_threads']} torch thread(s) per worker, "
+            f"torch {machine['torch']}, {machine['device']}. Memory budget: {budget_text}.\nCommand: `{command}`",
+            table,
+            "Fitted log–log slopes (time ∝ q^slope):\n\n" + slopes,
+            "SFRIK (gram) against solo-learn's VICReg:\n\n" + ratios,
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,13 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", nargs="+", default=["512", "2048", "8192", "16384"], help="embedding dims q")
-    parser.add_argument("--methods", nargs="+", default=["sfrik", "vicreg", "barlow"], choices=["sfrik", "vicreg", "barlow"])
-    parser.add_argument("--hidden", type=int, default=2048, help="projector hidden width (2 hidden layers, all methods)")
+    parser.add_argument(
+        "--methods", nargs="+", default=["sfrik", "vicreg", "barlow"], choices=["sfrik", "vicreg", "barlow"]
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=2048, help="projector hidden width (2 hidden layers, all methods)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (each gives 2 views)")
     parser.add_argument("--image-size", type=int, default=16, help="default 16 px keeps the CPU grid under 10 minutes")
     parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"])
     parser.add_argument("--precision", default=None, help="Lightning precision (default: 32 on CPU, 16-mixed on GPU)")
-    add_run_control_arguments(parser, out="bench-results/profile-train", config_seconds=25.0, max_repeats=3, unit="steps")
+    add_run_control_arguments(
+        parser, out="bench-results/profile-train", config_seconds=25.0, max_repeats=3, unit="steps"
+    )
     return parser
 
 
@@ -80,7 +85,12 @@ def main(argv=None) -> int:
     context = P.isolation_context(["torch", "lightning.pytorch", "solo.methods", "sfrik_plugin.solo"])
     pooled: dict[tuple, dict] = {}
     order: list[tuple] = []
-    bar = tqdm(total=args.rounds * len(dims) * len(args.methods), desc="training configurations", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=args.rounds * len(dims) * len(args.methods),
+        desc="training configurations",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for round_index in range(args.rounds):
         for q in dims:
             shift = round_index % len(args.methods)
@@ -91,16 +101,30 @@ def main(argv=None) -> int:
                 if entry is not None and entry["result"]["status"] != "ok":
                     bar.update()
                     continue
-                predicted = P.predict_train_bytes(method, args.batch_size, q, args.hidden, args.backbone, args.image_size)
+                predicted = P.predict_train_bytes(
+                    method, args.batch_size, q, args.hidden, args.backbone, args.image_size
+                )
                 fits, reason = P.fit_verdict(predicted, budget)
                 if not fits:
                     result = {"status": "does-not-fit", "reason": reason}
                 else:
                     spec = dict(
-                        method=method, q=q, hidden=args.hidden, batch_size=args.batch_size, image_size=args.image_size,
-                        backbone=args.backbone, device=str(device), precision=args.precision, warmup=args.warmup,
-                        min_repeats=args.min_repeats, max_repeats=args.max_repeats, config_seconds=args.config_seconds,
-                        threads=args.threads or None, seed=0, config_dataset=config_dataset, log=str(log),
+                        method=method,
+                        q=q,
+                        hidden=args.hidden,
+                        batch_size=args.batch_size,
+                        image_size=args.image_size,
+                        backbone=args.backbone,
+                        device=str(device),
+                        precision=args.precision,
+                        warmup=args.warmup,
+                        min_repeats=args.min_repeats,
+                        max_repeats=args.max_repeats,
+                        config_seconds=args.config_seconds,
+                        threads=args.threads or None,
+                        seed=0,
+                        config_dataset=config_dataset,
+                        log=str(log),
                         address_space_limit=budget + 1024 * P.MIB if device.type == "cpu" else None,
                     )
                     if spec["precision"] is None:
@@ -121,8 +145,14 @@ def main(argv=None) -> int:
     for method, q in order:
         entry = pooled[(method, q)]
         base = {
-            "method": method, "q": q, "hidden": args.hidden, "batch_size": args.batch_size, "image_size": args.image_size,
-            "backbone": args.backbone, "device": str(device), "predicted_mib": round(entry["predicted"] / P.MIB, 1),
+            "method": method,
+            "q": q,
+            "hidden": args.hidden,
+            "batch_size": args.batch_size,
+            "image_size": args.image_size,
+            "backbone": args.backbone,
+            "device": str(device),
+            "predicted_mib": round(entry["predicted"] / P.MIB, 1),
         }
         row = P.result_row(base, entry["result"])
         row["images_per_s"] = args.batch_size / row["median_s"] if row.get("median_s") else None
@@ -130,16 +160,22 @@ def main(argv=None) -> int:
         rows.append(row)
     summary = P.train_summary(rows)
     where = machine["gpu"] or machine["cpu"]
-    title = (f"{where}, {machine['worker_threads']} thread(s), torch {machine['torch']}; {args.backbone}, "
-             f"{args.image_size}px, batch {args.batch_size}, projector {args.hidden}-{args.hidden}-q")
+    title = (
+        f"{where}, {machine['worker_threads']} thread(s), torch {machine['torch']}; {args.backbone}, "
+        f"{args.image_size}px, batch {args.batch_size}, projector {args.hidden}-{args.hidden}-q"
+    )
     P.write_csv(rows, args.out / "profile_train.csv")
-    P.write_json({"machine": machine, "command": command, "memory_budget": budget_text, "summary": summary, "rows": rows},
-                 args.out / "profile_train.json")
+    P.write_json(
+        {"machine": machine, "command": command, "memory_budget": budget_text, "summary": summary, "rows": rows},
+        args.out / "profile_train.json",
+    )
     text = render_markdown(rows, summary, machine, command, budget_text, title)
     (args.out / "profile_train.md").write_text(text + "\n")
     print(text)
     png = P.plot_train(rows, summary, args.out / "profile_train.png", title=title)
-    print(f"wrote {args.out}/profile_train.{{csv,json,md}}" + (f" and {png}" if png else " (no PNG: matplotlib missing)"))
+    print(
+        f"wrote {args.out}/profile_train.{{csv,json,md}}" + (f" and {png}" if png else " (no PNG: matplotlib missing)")
+    )
     return 0
 
 
@@ -152,8 +188,10 @@ def _line(method, q, result, batch_size) -> str:
 
     samples = result["samples"]
     median = statistics.median(samples)
-    return (f"  {method:7s} q={q:<6d} step {median:.3f} s over {len(samples)} ({batch_size / median:.1f} images/s), "
-            f"peak {format_bytes(result.get('peak_bytes'))}")
+    return (
+        f"  {method:7s} q={q:<6d} step {median:.3f} s over {len(samples)} ({batch_size / median:.1f} images/s), "
+        f"peak {format_bytes(result.get('peak_bytes'))}"
+    )
 
 
 def render_markdown(rows, summary, machine, command, budget_text, title) -> str:
@@ -161,13 +199,28 @@ def render_markdown(rows, summary, machine, command, budget_text, title) -> str:
 
     table = markdown_table(
         [dict(r, state="ok" if r["status"] == "ok" else f"{r['status']}: {r['reason']}") for r in rows],
-        [("q", "q", "d"), ("method", "method", "s"), ("median_s", "step (s)", ".3f"), ("spread", "(max−min)/median", ".2f"),
-         ("repeats", "steps", "d"), ("images_per_s", "images/s", ".1f"), ("peak_mib", "peak (MiB)", ".0f"), ("state", "status", "s")],
+        [
+            ("q", "q", "d"),
+            ("method", "method", "s"),
+            ("median_s", "step (s)", ".3f"),
+            ("spread", "(max−min)/median", ".2f"),
+            ("repeats", "steps", "d"),
+            ("images_per_s", "images/s", ".1f"),
+            ("peak_mib", "peak (MiB)", ".0f"),
+            ("state", "status", "s"),
+        ],
     )
     gains = markdown_table(
         summary["per_q"],
-        [("q", "q", "d"), ("speedup_percent", "SFRIK faster than VICReg", lambda v: "VICReg does not run" if v == float("inf") else f"{v:+.1f} %"),
-         ("memory_saving_percent", "SFRIK memory saving", lambda v: f"{v:+.1f} %")],
+        [
+            ("q", "q", "d"),
+            (
+                "speedup_percent",
+                "SFRIK faster than VICReg",
+                lambda v: "VICReg does not run" if v == float("inf") else f"{v:+.1f} %",
+            ),
+            ("memory_saving_percent", "SFRIK memory saving", lambda v: f"{v:+.1f} %"),
+        ],
     )
     crossover = summary["crossover_q"]
     if not summary["per_q"]:
@@ -176,11 +229,15 @@ def render_markdown(rows, summary, machine, command, budget_text, title) -> str:
         verdict = f"SFRIK is faster than VICReg from q = {crossover} on (and at every larger measured q)."
     else:
         verdict = "SFRIK is not faster than VICReg at the largest measured q."
-    return "\n\n".join([
-        f"{title}. Memory budget: {budget_text}. Memory: {'max_memory_allocated' if machine['gpu'] else 'peak resident set of the worker process'}."
-        f"\nCommand: `{command}`",
-        table, gains, verdict,
-    ])
+    return "\n\n".join(
+        [
+            f"{title}. Memory budget: {budget_text}. Memory: {'max_memory_allocated' if machine['gpu'] else 'peak resident set of the worker process'}."
+            f"\nCommand: `{command}`",
+            table,
+            gains,
+            verdict,
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -285,7 +286,10 @@ def memory_budget(
         if available is None:
             raise RuntimeError("cannot read the free GPU memory; pass --memory-budget")
         value = int(available * DEFAULT_GPU_BUDGET_FRACTION)
-        return value, f"{DEFAULT_GPU_BUDGET_FRACTION} x free GPU memory {format_bytes(available)} = {format_bytes(value)}"
+        return (
+            value,
+            f"{DEFAULT_GPU_BUDGET_FRACTION} x free GPU memory {format_bytes(available)} = {format_bytes(value)}",
+        )
     if available is None:
         return DEFAULT_CPU_BUDGET_CAP, f"available memory unknown: {format_bytes(DEFAULT_CPU_BUDGET_CAP)}"
     value = int(min(available * DEFAULT_CPU_BUDGET_FRACTION, DEFAULT_CPU_BUDGET_CAP))
@@ -841,7 +845,9 @@ def train_worker(spec: dict) -> dict:
             limit_val_batches=0,
             callbacks=[timer],
         )
-        data = _SyntheticBatches(steps, int(spec["batch_size"]), int(spec.get("image_size", 32)), int(cfg.data.num_classes))
+        data = _SyntheticBatches(
+            steps, int(spec["batch_size"]), int(spec.get("image_size", 32)), int(cfg.data.num_classes)
+        )
         loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=0)
         trainer.fit(model, train_dataloaders=loader)
 
@@ -901,7 +907,9 @@ def result_row(base: Mapping[str, Any], result: Mapping[str, Any]) -> dict:
 
 def _rows_ok(rows: Iterable[Mapping[str, Any]], **match) -> list[Mapping[str, Any]]:
     return [
-        r for r in rows if r.get("status") == "ok" and r.get("median_s") and all(r.get(k) == v for k, v in match.items())
+        r
+        for r in rows
+        if r.get("status") == "ok" and r.get("median_s") and all(r.get(k) == v for k, v in match.items())
     ]
 
 
@@ -953,7 +961,11 @@ def train_summary(rows: Sequence[Mapping[str, Any]], reference: str = "sfrik", b
         base = [r for r in rows if r["method"] == baseline and r["q"] == q]
         if not ref or not base:
             continue
-        entry: dict[str, Any] = {"q": q, "baseline_status": base[0].get("status"), "baseline_reason": base[0].get("reason", "")}
+        entry: dict[str, Any] = {
+            "q": q,
+            "baseline_status": base[0].get("status"),
+            "baseline_reason": base[0].get("reason", ""),
+        }
         if base[0].get("status") == "ok" and base[0].get("median_s"):
             entry["speedup_percent"] = 100.0 * (base[0]["median_s"] / ref[0]["median_s"] - 1.0)
             if base[0].get("peak_mib") and ref[0].get("peak_mib"):
@@ -1008,7 +1020,9 @@ def write_json(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | str]]) -> str:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str, Callable[[Any], str] | str]]
+) -> str:
     """A GitHub markdown table: ``columns`` are ``(key, header, format)`` with a format spec
     (``".3f"``) or a function; missing values print as ``–``.
 
@@ -1077,36 +1091,91 @@ def plot_loss(
                 if not points:
                     continue
                 text = label + (f"  slope {fit[kind]['slope']:.2f}" if kind in fit else "")
-                axis.plot([p[0] for p in points], [p[1] for p in points], color=color, marker=marker, linestyle=style, label=text)
+                axis.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    color=color,
+                    marker=marker,
+                    linestyle=style,
+                    label=text,
+                )
                 if key == "median_s":
                     low = [r["median_s"] - r["min_s"] for r in ok]
                     high = [r["max_s"] - r["median_s"] for r in ok]
-                    axis.errorbar([r["q"] for r in ok], [r["median_s"] for r in ok], yerr=[low, high], color=color, linestyle="none", capsize=2)
+                    axis.errorbar(
+                        [r["q"] for r in ok],
+                        [r["median_s"] for r in ok],
+                        yerr=[low, high],
+                        color=color,
+                        linestyle="none",
+                        capsize=2,
+                    )
             missing = [r for r in rows if r["contender"] == contender and r["N"] == n and r.get("status") != "ok"]
             if missing and ok:
                 top = max(r["median_s"] for r in ok)
                 time_axis.scatter([r["q"] for r in missing], [top * 1.6] * len(missing), color=color, marker="x", s=60)
                 predicted = [r for r in missing if r.get("predicted_mib")]
-                memory_axis.scatter([r["q"] for r in predicted], [r["predicted_mib"] for r in predicted], color=color, marker="x", s=60)
-        time_axis.set(xscale="log", yscale="log", xlabel="q (embedding dimension)", ylabel="forward + backward (s)", title=f"time, N = {n}")
-        memory_axis.set(xscale="log", yscale="log", xlabel="q (embedding dimension)", ylabel="peak memory (MiB)", title=f"memory, N = {n}  (× = not run; memory: predicted)")
+                memory_axis.scatter(
+                    [r["q"] for r in predicted], [r["predicted_mib"] for r in predicted], color=color, marker="x", s=60
+                )
+        time_axis.set(
+            xscale="log",
+            yscale="log",
+            xlabel="q (embedding dimension)",
+            ylabel="forward + backward (s)",
+            title=f"time, N = {n}",
+        )
+        memory_axis.set(
+            xscale="log",
+            yscale="log",
+            xlabel="q (embedding dimension)",
+            ylabel="peak memory (MiB)",
+            title=f"memory, N = {n}  (× = not run; memory: predicted)",
+        )
         for axis in (time_axis, memory_axis):
             axis.set_xscale("log", base=2)
             axis.grid(True, which="both", alpha=0.3)
             axis.legend(fontsize=8)
         ratios = [e for e in summary["ratios"] if e["N"] == n and "time_ratio" in e]
         if ratios:
-            ratio_axis.plot([e["q"] for e in ratios], [e["time_ratio"] for e in ratios], "o-", color="tab:green", label="time")
+            ratio_axis.plot(
+                [e["q"] for e in ratios], [e["time_ratio"] for e in ratios], "o-", color="tab:green", label="time"
+            )
             mem = [e for e in ratios if "memory_ratio" in e]
-            ratio_axis.plot([e["q"] for e in mem], [e["memory_ratio"] for e in mem], "s--", color="tab:brown", label="memory")
+            ratio_axis.plot(
+                [e["q"] for e in mem], [e["memory_ratio"] for e in mem], "s--", color="tab:brown", label="memory"
+            )
             for e in ratios:
-                ratio_axis.annotate(f"{e['time_ratio']:.0f}×", (e["q"], e["time_ratio"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+                ratio_axis.annotate(
+                    f"{e['time_ratio']:.0f}×",
+                    (e["q"], e["time_ratio"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=8,
+                )
         for e in summary["ratios"]:
             if e["N"] == n and "time_ratio" not in e and ratios:
-                ratio_axis.annotate(f"q={e['q']}:\n{summary['baseline']} {e['baseline_status']}", (0.03, 0.97 - 0.12 * len(
-                    [x for x in summary["ratios"] if x["N"] == n and "time_ratio" not in x and x["q"] < e["q"]])),
-                    xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
-        ratio_axis.set(yscale="log", xlabel="q (embedding dimension)", ylabel=f"{summary['baseline']} / {summary['reference']}", title=f"VICReg / SFRIK (gram), N = {n}")
+                ratio_axis.annotate(
+                    f"q={e['q']}:\n{summary['baseline']} {e['baseline_status']}",
+                    (
+                        0.03,
+                        0.97
+                        - 0.12
+                        * len(
+                            [x for x in summary["ratios"] if x["N"] == n and "time_ratio" not in x and x["q"] < e["q"]]
+                        ),
+                    ),
+                    xycoords="axes fraction",
+                    va="top",
+                    fontsize=8,
+                    color="tab:red",
+                )
+        ratio_axis.set(
+            yscale="log",
+            xlabel="q (embedding dimension)",
+            ylabel=f"{summary['baseline']} / {summary['reference']}",
+            title=f"VICReg / SFRIK (gram), N = {n}",
+        )
         ratio_axis.set_xscale("log", base=2)
         ratio_axis.axhline(1.0, color="k", linewidth=0.8)
         ratio_axis.grid(True, which="both", alpha=0.3)
@@ -1121,7 +1190,9 @@ def plot_loss(
     return path
 
 
-def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: str | os.PathLike, title: str = "") -> Path | None:
+def plot_train(
+    rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: str | os.PathLike, title: str = ""
+) -> Path | None:
     """PNG: images/s vs q and peak memory vs q per method, and SFRIK's speed-up over VICReg."""
     plt = _pyplot()
     if plt is None:
@@ -1132,8 +1203,17 @@ def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], pa
         if not ok:
             continue
         color, marker, style = _STYLES.get(method, ("k", "o", "-"))
-        speed_axis.plot([r["q"] for r in ok], [r["images_per_s"] for r in ok], color=color, marker=marker, linestyle=style, label=method)
-        memory_axis.plot([r["q"] for r in ok], [r["peak_mib"] for r in ok], color=color, marker=marker, linestyle=style, label=method)
+        speed_axis.plot(
+            [r["q"] for r in ok],
+            [r["images_per_s"] for r in ok],
+            color=color,
+            marker=marker,
+            linestyle=style,
+            label=method,
+        )
+        memory_axis.plot(
+            [r["q"] for r in ok], [r["peak_mib"] for r in ok], color=color, marker=marker, linestyle=style, label=method
+        )
     per_q = summary["per_q"]
     if per_q:
         finite = [e["speedup_percent"] if math.isfinite(e["speedup_percent"]) else 0.0 for e in per_q]
@@ -1146,7 +1226,9 @@ def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], pa
                 text, height = f"{summary['baseline']}:\n{e['baseline_status']}", 0.0
             gain_axis.annotate(text, (i, height), ha="center", va="bottom", fontsize=8)
     speed_axis.set(xscale="log", xlabel="q", ylabel="images / s (2 views each)", title="training throughput")
-    memory_axis.set(xscale="log", yscale="log", xlabel="q", ylabel="peak memory (MiB)", title="training-step peak memory")
+    memory_axis.set(
+        xscale="log", yscale="log", xlabel="q", ylabel="peak memory (MiB)", title="training-step peak memory"
+    )
     gain_axis.set(xlabel="q", ylabel="SFRIK faster than VICReg (%)", title="SFRIK step-time gain over VICReg")
     gain_axis.axhline(0, color="k", linewidth=0.8)
     for axis in (speed_axis, memory_axis):
@@ -1163,7 +1245,6 @@ def plot_train(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], pa
     return path
 
 
-
 def add_run_control_arguments(
     parser, *, out: str, config_seconds: float, max_repeats: int, unit: str = "calls"
 ) -> None:
@@ -1173,15 +1254,28 @@ def add_run_control_arguments(
     parser.add_argument("--warmup", type=int, default=1, help=f"warm-up {unit} per configuration")
     parser.add_argument("--min-repeats", type=int, default=2, help=f"measured {unit} even when one is slow")
     parser.add_argument("--max-repeats", type=int, default=max_repeats, help=f"measured {unit} when they are cheap")
-    parser.add_argument("--config-seconds", type=float, default=config_seconds,
-                        help=f"measured {unit} per configuration: as many as fit in this time, within [min, max]")
-    parser.add_argument("--rounds", type=int, default=1, help="run the grid this many times, order rotated, samples pooled")
-    parser.add_argument("--memory-budget", default=None,
-                        help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per worker; default 1 on CPU (every contender alike, and stable on a shared "
-                             "machine, where 2-thread runs of small ops stall on descheduled threads), torch's own on GPU; "
-                             "0 = torch's default")
+    parser.add_argument(
+        "--config-seconds",
+        type=float,
+        default=config_seconds,
+        help=f"measured {unit} per configuration: as many as fit in this time, within [min, max]",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the grid this many times, order rotated, samples pooled"
+    )
+    parser.add_argument(
+        "--memory-budget",
+        default=None,
+        help="e.g. 12GiB (default: min(0.5 x MemAvailable, 8 GiB) on CPU, 0.9 x free on GPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker; default 1 on CPU (every contender alike, and stable on a shared "
+        "machine, where 2-thread runs of small ops stall on descheduled threads), torch's own on GPU; "
+        "0 = torch's default",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a worker is killed")
     parser.add_argument("--out", type=Path, default=Path(out))
 

@@ -105,8 +105,13 @@ def write_manifest(path, models):
 
 def entry_dict(name, files, assembled=None, **extra):
     d = {
-        "name": name, "architecture": extra.pop("architecture", "resnet50"), "dataset": "imagenet-1k",
-        "epochs": 1, "license": "test-only", "files": files, "assembled": assembled,
+        "name": name,
+        "architecture": extra.pop("architecture", "resnet50"),
+        "dataset": "imagenet-1k",
+        "epochs": 1,
+        "license": "test-only",
+        "files": files,
+        "assembled": assembled,
     }
     d.update(extra)
     return d

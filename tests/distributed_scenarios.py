@@ -47,7 +47,10 @@ SCENARIOS = [
 def global_inputs(total_rows):
     generator = torch.Generator().manual_seed(1234)
     base = torch.randn(total_rows, IN_FEATURES, generator=generator, dtype=torch.float64)
-    return [base + 0.3 * torch.randn(total_rows, IN_FEATURES, generator=generator, dtype=torch.float64) for _ in range(CROPS)]
+    return [
+        base + 0.3 * torch.randn(total_rows, IN_FEATURES, generator=generator, dtype=torch.float64)
+        for _ in range(CROPS)
+    ]
 
 
 def fresh_layer():

@@ -12,8 +12,17 @@ from sfrik_plugin.benchmark.runner import RANDOM_INIT, Run, write_json
 
 
 def _rec(method, seed, linear, knn=50.0, setting="default", wall=60.0, mem=100.0, semi=(None, None)):
-    return {"method": method, "setting": setting, "seed": seed, "linear": linear, "knn": knn,
-            "semi_1": semi[0], "semi_10": semi[1], "wall_time_s": wall, "peak_memory_mb": mem}
+    return {
+        "method": method,
+        "setting": setting,
+        "seed": seed,
+        "linear": linear,
+        "knn": knn,
+        "semi_1": semi[0],
+        "semi_10": semi[1],
+        "wall_time_s": wall,
+        "peak_memory_mb": mem,
+    }
 
 
 def test_mean_std():
@@ -55,9 +64,15 @@ def test_write_report_from_run_folders(tmp_path):
     for seed, (lin, knn) in enumerate([(80.0, 75.0), (82.0, 77.0)]):
         run = Run(tmp_path, "sfrik", {"method_kwargs.sim_coeff": 1000.0}, seed)
         write_json(run.dir / "pretrain.json", {"wall_time_s": 120.0, "peak_memory_mb": 900.0})
-        write_json(run.dir / "eval_test.json", {"linear": {"acc1": lin}, "knn": {"acc1": knn},
-                                                "semi": {"0.01": {"acc1": 30.0}, "0.1": {"acc1": 50.0 + seed}},
-                                                "peak_memory_mb": 950.0})
+        write_json(
+            run.dir / "eval_test.json",
+            {
+                "linear": {"acc1": lin},
+                "knn": {"acc1": knn},
+                "semi": {"0.01": {"acc1": 30.0}, "0.1": {"acc1": 50.0 + seed}},
+                "peak_memory_mb": 950.0,
+            },
+        )
         runs.append(run)
     unfinished = Run(tmp_path, "vicreg", {}, 0)  # no eval_test.json yet: left out, not an error
     runs.append(unfinished)
@@ -66,7 +81,10 @@ def test_write_report_from_run_folders(tmp_path):
     write_json(tuning[1].dir / "eval_val.json", {"linear": {"acc1": 79.0}, "knn": {"acc1": 71.0}})
     report = write_report(tmp_path, runs, chosen={"sfrik": {"method_kwargs.sim_coeff": 1000.0}}, tuning=tuning)
     assert [r["method"] for r in report["rows"]] == ["sfrik"]
-    assert "| sfrik | sim_coeff=1000.0 | 2 | 81.00 ± 1.41 | 76.00 ± 1.41 | 30.00 ± 0.00 | 50.50 ± 0.71 | 2.0 | 950 |" in report["markdown"]
+    assert (
+        "| sfrik | sim_coeff=1000.0 | 2 | 81.00 ± 1.41 | 76.00 ± 1.41 | 30.00 ± 0.00 | 50.50 ± 0.71 | 2.0 | 950 |"
+        in report["markdown"]
+    )
     assert "| sfrik | sim_coeff=1000.0 | 81.00 | 70.00 | ✓ |" in report["markdown"]
     assert "| sfrik | sim_coeff=4000.0 | 79.00 | 71.00 |  |" in report["markdown"]
     with open(tmp_path / "results.csv") as f:

@@ -5,7 +5,6 @@ needed); the pretraining resume with solo-learn is in tests/adapter/test_benchma
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -32,7 +31,10 @@ CFG = {
     "seeds": [3, 4, 5],
     "tune_seed": 3,
     "methods": {
-        "sfrik": {"config": "custom/sfrik", "grid": [{"method_kwargs.sim_coeff": 1000.0}, {"method_kwargs.sim_coeff": 4000.0}]},
+        "sfrik": {
+            "config": "custom/sfrik",
+            "grid": [{"method_kwargs.sim_coeff": 1000.0}, {"method_kwargs.sim_coeff": 4000.0}],
+        },
         "vicreg": {"config": "custom/vicreg", "grid": [{"method_kwargs.sim_loss_weight": 25.0}]},
     },
 }
@@ -48,7 +50,10 @@ def test_setting_names_and_overrides():
 def test_plan_tunes_every_setting_once_and_reuses_the_tuning_seed(tmp_path):
     tune = tuning_runs(CFG, tmp_path)
     assert [(r.method, r.name, r.seed) for r in tune] == [
-        ("sfrik", "sim_coeff=1000.0", 3), ("sfrik", "sim_coeff=4000.0", 3), ("vicreg", "sim_loss_weight=25.0", 3)]
+        ("sfrik", "sim_coeff=1000.0", 3),
+        ("sfrik", "sim_coeff=4000.0", 3),
+        ("vicreg", "sim_loss_weight=25.0", 3),
+    ]
     for run, acc in zip(tune, (70.0, 75.0, 60.0)):
         write_json(run.dir / "eval_val.json", {"linear": {"acc1": acc}, "knn": {"acc1": 0.0}})
     chosen = select_settings(CFG, tmp_path)
@@ -106,9 +111,17 @@ def _images(root: Path, classes=3, per_class=10, seed=0) -> Path:
 def test_stage_markers_skip_finished_work_and_specs_must_match(tmp_path):
     pytest.importorskip("torchvision")
     cfg = {
-        "data": {"kind": "image_folder", "train_root": str(_images(tmp_path / "train", per_class=10)),
-                 "test_root": str(_images(tmp_path / "test", per_class=4, seed=1)), "train_per_class": 6, "val_per_class": 4},
-        "seeds": [0], "methods": {}, "crop_size": 8, "backbone": {"name": "small_cnn", "kwargs": {"width": 4}},
+        "data": {
+            "kind": "image_folder",
+            "train_root": str(_images(tmp_path / "train", per_class=10)),
+            "test_root": str(_images(tmp_path / "test", per_class=4, seed=1)),
+            "train_per_class": 6,
+            "val_per_class": 4,
+        },
+        "seeds": [0],
+        "methods": {},
+        "crop_size": 8,
+        "backbone": {"name": "small_cnn", "kwargs": {"width": 4}},
         "evaluation": {"knn": {"k": 3}, "semi_supervised": {"fractions": [0.1, 0.5], "epochs": 1, "batch_size": 4}},
     }
     bench = Benchmark(cfg, tmp_path / "out", log=lambda m: None)

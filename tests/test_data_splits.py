@@ -65,7 +65,7 @@ def test_splits_are_disjoint_with_exact_per_class_counts(source, tmp_path):
 
 def test_deterministic_and_reused(source, tmp_path):
     a = build_splits(source, tmp_path / "a", {"train": 4, "val": 2})
-    b = build_splits(source, tmp_path / "b", {"train": 4, "val": 2})
+    build_splits(source, tmp_path / "b", {"train": 4, "val": 2})
     for name in ("train", "val"):
         assert (tmp_path / "a" / f"{name}.txt").read_text() == (tmp_path / "b" / f"{name}.txt").read_text()
     stamp = (tmp_path / "a" / "splits.json").stat().st_mtime_ns

@@ -5,14 +5,15 @@ the gradients DDP leaves (its average over ranks) must equal those of one proces
 the loss on the concatenated batch, and every rank must report the global loss.
 """
 
+import distributed_scenarios as scenarios
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import distributed_scenarios as scenarios
-
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available"
+)
 
 
 @pytest.mark.parametrize("sizes", [[9, 9], [8, 5], [4, 4, 3, 3]], ids=["2-equal", "2-unequal", "4-unequal"])
@@ -39,8 +40,11 @@ def test_ddp_gradients_equal_the_single_process_gradients(tmp_path, sizes):
 
 def test_without_a_process_group_every_mode_is_the_local_computation():
     inputs = scenarios.global_inputs(10)
-    local = {mode: scenarios.run("legendre-gram", mode, inputs, scenarios.fresh_layer()) for mode in ("none", "auto", "sharded", "replicated")}
-    for mode, (loss, grads) in local.items():
+    local = {
+        mode: scenarios.run("legendre-gram", mode, inputs, scenarios.fresh_layer())
+        for mode in ("none", "auto", "sharded", "replicated")
+    }
+    for loss, grads in local.values():
         assert loss == local["none"][0]
         for a, b in zip(grads, local["none"][1]):
             torch.testing.assert_close(a, b)

@@ -3,9 +3,16 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from sfrik_plugin import KERNELS, GaussianKernel, RotationInvariantKernel, TruncatedLegendreKernel, build_kernel, register_kernel
 from reference import phi_reference
+
+from sfrik_plugin import (
+    KERNELS,
+    GaussianKernel,
+    RotationInvariantKernel,
+    TruncatedLegendreKernel,
+    build_kernel,
+    register_kernel,
+)
 
 special = pytest.importorskip("scipy.special")
 
@@ -108,7 +115,9 @@ def test_phi_is_differentiable_and_both_evaluations_agree(weights, q):
     t = torch.linspace(-1, 1, 23, dtype=torch.float64, requires_grad=True)
     kernel = TruncatedLegendreKernel(weights)
     torch.autograd.gradcheck(lambda x: kernel.phi(x, q), (t,))
-    torch.testing.assert_close(kernel.phi(t, q), phi_reference(t, weights, q) if len(weights) <= 4 else kernel.phi(t, q))
+    torch.testing.assert_close(
+        kernel.phi(t, q), phi_reference(t, weights, q) if len(weights) <= 4 else kernel.phi(t, q)
+    )
     # Horner (degree <= 4) and the recurrence give the same φ and φ'
     from sfrik_plugin.maths.legendre import legendre_series
 

@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import legendre_closed_form
 
 from sfrik_plugin import legendre_polynomial, legendre_series
-from reference import legendre_closed_form
 
 special = pytest.importorskip("scipy.special")
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from reference import kernel_mean_reference
 
 from sfrik_plugin import GaussianKernel, TruncatedLegendreKernel, kernel_mean, mmd_to_uniform
-from reference import kernel_mean_reference
 
 
 def sphere(n, q, seed=0, dtype=torch.float64):
@@ -16,7 +16,9 @@ def sphere(n, q, seed=0, dtype=torch.float64):
 def test_kernel_mean_matches_the_formula_value_and_gradient(method, unbiased):
     z = sphere(40, 24).requires_grad_()
     weights = (1.0, 40.0, 40.0)
-    ours = kernel_mean(z, TruncatedLegendreKernel(weights), method=method, block_size=7, estimator="u" if unbiased else "v")
+    ours = kernel_mean(
+        z, TruncatedLegendreKernel(weights), method=method, block_size=7, estimator="u" if unbiased else "v"
+    )
     expected = kernel_mean_reference(z, weights, unbiased)
     torch.testing.assert_close(ours, expected, rtol=1e-10, atol=0)
     (g_ours,) = torch.autograd.grad(ours, z)

@@ -40,14 +40,17 @@ def test_parse_int_list(tokens, expected):
     assert P.parse_int_list(tokens) == expected
 
 
-@pytest.mark.parametrize("tokens, message", [
-    (["12x"], "not an integer"),
-    (["1:2:3:4"], "bad range"),
-    (["64:8"], "bad range"),
-    (["8:64:1"], "bad range"),
-    ([""], "no q given"),
-    (["1", "64"], ">= 2"),
-])
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        (["12x"], "not an integer"),
+        (["1:2:3:4"], "bad range"),
+        (["64:8"], "bad range"),
+        (["8:64:1"], "bad range"),
+        ([""], "no q given"),
+        (["1", "64"], ">= 2"),
+    ],
+)
 def test_parse_int_list_rejects(tokens, message):
     with pytest.raises(ValueError, match=message):
         P.parse_int_list(tokens, minimum=2, name="q")
@@ -114,8 +117,13 @@ def test_prediction_scales_as_claimed():
     assert P.predict_loss_peak_bytes("vicreg", 256, 32768) > 6 * 4 * P.GIB
     assert P.predict_loss_peak_bytes("sfrik-gram", 256, 32768) < 100 * P.MIB
     # half precision halves the solo-learn matrices; SFRIK's N² terms stay float32
-    assert P.predict_loss_peak_bytes("vicreg", 256, 4096, "bf16") * 2 == pytest.approx(P.predict_loss_peak_bytes("vicreg", 256, 4096), rel=1e-3)
-    assert P.predict_loss_total_bytes("sfrik-gram", 8, 16) == P.predict_loss_peak_bytes("sfrik-gram", 8, 16) + 2 * 8 * 16 * 4
+    assert P.predict_loss_peak_bytes("vicreg", 256, 4096, "bf16") * 2 == pytest.approx(
+        P.predict_loss_peak_bytes("vicreg", 256, 4096), rel=1e-3
+    )
+    assert (
+        P.predict_loss_total_bytes("sfrik-gram", 8, 16)
+        == P.predict_loss_peak_bytes("sfrik-gram", 8, 16) + 2 * 8 * 16 * 4
+    )
 
 
 def test_prediction_rejects_nonsense():
@@ -152,7 +160,10 @@ def test_training_prediction_refuses_vicreg_at_32768_but_not_sfrik():
     assert not P.fit_verdict(P.predict_train_bytes("vicreg", 64, 32768, 2048), budget)[0]
     assert not P.fit_verdict(P.predict_train_bytes("barlow", 64, 32768, 2048), budget)[0]
     assert P.fit_verdict(P.predict_train_bytes("sfrik", 64, 32768, 2048), budget)[0]
-    assert P.projector_parameters(512, 2048, 8192) == (512 * 2048 + 3 * 2048) + (2048 * 2048 + 3 * 2048) + 2048 * 8192 + 8192
+    assert (
+        P.projector_parameters(512, 2048, 8192)
+        == (512 * 2048 + 3 * 2048) + (2048 * 2048 + 3 * 2048) + 2048 * 8192 + 8192
+    )
     with pytest.raises(ValueError, match="unknown method"):
         P.predict_train_bytes("byol", 64, 8, 8)
 
@@ -180,12 +191,15 @@ def test_fit_power_law_on_noisy_and_overhead_bound_data():
     assert 0.2 < flattened["slope"] < 1.0
 
 
-@pytest.mark.parametrize("xs, ys, message", [
-    ([1], [1], "at least 2 points"),
-    ([1, 2], [1], "differ in length"),
-    ([1, 2], [0, 1], "positive"),
-    ([4, 4], [1, 2], "distinct"),
-])
+@pytest.mark.parametrize(
+    "xs, ys, message",
+    [
+        ([1], [1], "at least 2 points"),
+        ([1, 2], [1], "differ in length"),
+        ([1, 2], [0, 1], "positive"),
+        ([4, 4], [1, 2], "distinct"),
+    ],
+)
 def test_fit_power_law_rejects(xs, ys, message):
     with pytest.raises(ValueError, match=message):
         P.fit_power_law(xs, ys)
@@ -226,7 +240,16 @@ def test_describe_exit():
 
 
 def test_isolated_loss_worker_reports_samples_and_memory(context, tmp_path):
-    spec = dict(contender="sfrik-gram", n=16, q=32, warmup=1, min_repeats=2, max_repeats=3, threads=1, log=str(tmp_path / "w.log"))
+    spec = dict(
+        contender="sfrik-gram",
+        n=16,
+        q=32,
+        warmup=1,
+        min_repeats=2,
+        max_repeats=3,
+        threads=1,
+        log=str(tmp_path / "w.log"),
+    )
     result = P.run_isolated(P.loss_worker, spec, timeout=300, context=context)
     assert result["status"] == "ok", result
     assert 2 <= len(result["samples"]) <= 3 and all(s > 0 for s in result["samples"])
@@ -259,11 +282,41 @@ def _synthetic_loss_rows():
     rows = []
     for contender, seconds, mib, exponent in (("sfrik-gram", 2e-5, 0.02, 1), ("vicreg", 4e-8, 7e-6 * 4, 2)):
         for q in (1024, 2048, 4096, 8192):
-            rows.append(dict(contender=contender, N=256, q=q, status="ok", median_s=seconds * q**exponent,
-                             min_s=0.9 * seconds * q**exponent, max_s=1.2 * seconds * q**exponent, peak_mib=mib * q**exponent))
-    rows.append(dict(contender="sfrik-gram", N=256, q=32768, status="ok", median_s=2e-5 * 32768, min_s=0.6, max_s=0.7, peak_mib=0.02 * 32768))
-    rows.append(dict(contender="vicreg", N=256, q=32768, status="does-not-fit", reason="does not fit (predicted 26.3 GiB x 1.25 > budget 8.0 GiB)",
-                     median_s=None, peak_mib=None))
+            rows.append(
+                dict(
+                    contender=contender,
+                    N=256,
+                    q=q,
+                    status="ok",
+                    median_s=seconds * q**exponent,
+                    min_s=0.9 * seconds * q**exponent,
+                    max_s=1.2 * seconds * q**exponent,
+                    peak_mib=mib * q**exponent,
+                )
+            )
+    rows.append(
+        dict(
+            contender="sfrik-gram",
+            N=256,
+            q=32768,
+            status="ok",
+            median_s=2e-5 * 32768,
+            min_s=0.6,
+            max_s=0.7,
+            peak_mib=0.02 * 32768,
+        )
+    )
+    rows.append(
+        dict(
+            contender="vicreg",
+            N=256,
+            q=32768,
+            status="does-not-fit",
+            reason="does not fit (predicted 26.3 GiB x 1.25 > budget 8.0 GiB)",
+            median_s=None,
+            peak_mib=None,
+        )
+    )
     return rows
 
 
@@ -279,10 +332,17 @@ def test_loss_summary_slopes_and_ratios():
 
 
 def test_train_summary_finds_the_crossover():
-    rows = [dict(method=m, q=q, status="ok", median_s=t, peak_mib=p) for m, q, t, p in (
-        ("sfrik", 2048, 1.05, 900), ("vicreg", 2048, 1.00, 880),
-        ("sfrik", 8192, 1.10, 1000), ("vicreg", 8192, 1.20, 1500),
-        ("sfrik", 16384, 1.20, 1200), ("vicreg", 16384, 2.00, 4000))]
+    rows = [
+        dict(method=m, q=q, status="ok", median_s=t, peak_mib=p)
+        for m, q, t, p in (
+            ("sfrik", 2048, 1.05, 900),
+            ("vicreg", 2048, 1.00, 880),
+            ("sfrik", 8192, 1.10, 1000),
+            ("vicreg", 8192, 1.20, 1500),
+            ("sfrik", 16384, 1.20, 1200),
+            ("vicreg", 16384, 2.00, 4000),
+        )
+    ]
     rows.append(dict(method="sfrik", q=32768, status="ok", median_s=1.4, peak_mib=1500))
     rows.append(dict(method="vicreg", q=32768, status="does-not-fit", reason="does not fit", median_s=None))
     summary = P.train_summary(rows)
@@ -295,7 +355,16 @@ def test_train_summary_finds_the_crossover():
 
 
 def test_result_row_summarises_samples_and_failures():
-    row = P.result_row({"q": 8}, {"status": "ok", "samples": [3.0, 1.0, 2.0], "warmup_s": [5.0], "peak_bytes": 2 * P.MIB, "rss_peak_bytes": P.MIB})
+    row = P.result_row(
+        {"q": 8},
+        {
+            "status": "ok",
+            "samples": [3.0, 1.0, 2.0],
+            "warmup_s": [5.0],
+            "peak_bytes": 2 * P.MIB,
+            "rss_peak_bytes": P.MIB,
+        },
+    )
     assert (row["median_s"], row["min_s"], row["max_s"], row["repeats"]) == (2.0, 1.0, 3.0, 3)
     assert row["spread"] == pytest.approx(1.0) and row["peak_mib"] == 2.0 and row["rss_peak_mib"] == 1.0
     assert row["process_peak_rss_mib"] is None
@@ -304,17 +373,27 @@ def test_result_row_summarises_samples_and_failures():
 
 
 def test_csv_json_and_markdown_writers(tmp_path):
-    rows = [{"q": 8, "median_s": 0.5, "status": "ok"}, {"q": 16, "median_s": None, "status": "does-not-fit", "reason": "too big"}]
+    rows = [
+        {"q": 8, "median_s": 0.5, "status": "ok"},
+        {"q": 16, "median_s": None, "status": "does-not-fit", "reason": "too big"},
+    ]
     path = P.write_csv(rows, tmp_path / "sub" / "rows.csv")
     with open(path) as handle:
         read = list(csv.DictReader(handle))
     assert [r["q"] for r in read] == ["8", "16"]
     assert read[0]["reason"] == "" and read[1]["median_s"] == "" and read[1]["reason"] == "too big"
-    path = P.write_json({"rows": rows, "inf": math.inf, "nan": math.nan, "dtype": torch.float32}, tmp_path / "rows.json")
+    path = P.write_json(
+        {"rows": rows, "inf": math.inf, "nan": math.nan, "dtype": torch.float32}, tmp_path / "rows.json"
+    )
     payload = json.loads(path.read_text())
     assert payload["inf"] == "inf" and payload["nan"] is None and payload["dtype"] == "torch.float32"
     table = P.markdown_table(rows, [("q", "q", "d"), ("median_s", "median (s)", ".2f"), ("status", "status", "s")])
-    assert table.splitlines() == ["| q | median (s) | status |", "|---|---|---|", "| 8 | 0.50 | ok |", "| 16 | – | does-not-fit |"]
+    assert table.splitlines() == [
+        "| q | median (s) | status |",
+        "|---|---|---|",
+        "| 8 | 0.50 | ok |",
+        "| 16 | – | does-not-fit |",
+    ]
 
 
 def test_plots_are_written(tmp_path):
@@ -322,9 +401,16 @@ def test_plots_are_written(tmp_path):
     rows = _synthetic_loss_rows()
     path = P.plot_loss(rows, P.loss_summary(rows), tmp_path / "loss.png", title="synthetic")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    train_rows = [dict(method=m, q=q, status="ok", median_s=t, peak_mib=p, images_per_s=64 / t) for m, q, t, p in (
-        ("sfrik", 2048, 1.0, 900), ("vicreg", 2048, 1.1, 950), ("barlow", 2048, 1.1, 950),
-        ("sfrik", 8192, 1.2, 1000), ("vicreg", 8192, 2.0, 2500))]
+    train_rows = [
+        dict(method=m, q=q, status="ok", median_s=t, peak_mib=p, images_per_s=64 / t)
+        for m, q, t, p in (
+            ("sfrik", 2048, 1.0, 900),
+            ("vicreg", 2048, 1.1, 950),
+            ("barlow", 2048, 1.1, 950),
+            ("sfrik", 8192, 1.2, 1000),
+            ("vicreg", 8192, 2.0, 2500),
+        )
+    ]
     path = P.plot_train(train_rows, P.train_summary(train_rows), tmp_path / "train.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -337,15 +423,35 @@ def test_profile_loss_script_end_to_end_on_a_tiny_grid(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "profile_loss.py"), "--sizes", "16", "--dims", "32,64",
-         "--contenders", "sfrik-gram", "sfrik-blocked", "--max-repeats", "2", "--memory-budget", "1GiB", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "profile_loss.py"),
+            "--sizes",
+            "16",
+            "--dims",
+            "32,64",
+            "--contenders",
+            "sfrik-gram",
+            "sfrik-blocked",
+            "--max-repeats",
+            "2",
+            "--memory-budget",
+            "1GiB",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "loss configurations" in proc.stderr  # progress
     rows = list(csv.DictReader(open(out / "profile_loss.csv")))
     assert {(r["contender"], r["q"], r["status"]) for r in rows} == {
-        (c, q, "ok") for c in ("sfrik-gram", "sfrik-blocked") for q in ("32", "64")}
+        (c, q, "ok") for c in ("sfrik-gram", "sfrik-blocked") for q in ("32", "64")
+    }
     payload = json.loads((out / "profile_loss.json").read_text())
     assert payload["machine"]["cpu_count"] == os.cpu_count() and payload["machine"]["torch"] == torch.__version__
     assert payload["memory_budget"] == "--memory-budget 1.0 GiB"
@@ -355,6 +461,11 @@ def test_profile_loss_script_end_to_end_on_a_tiny_grid(tmp_path):
 
 
 def test_profile_scripts_help_prints_the_gpu_commands():
-    for script, expected in (("profile_loss.py", "--device cuda --sizes 256 2048"), ("profile_train.py", "--backbone resnet50 --image-size 224")):
-        proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / script), "--help"], capture_output=True, text=True, timeout=120)
+    for script, expected in (
+        ("profile_loss.py", "--device cuda --sizes 256 2048"),
+        ("profile_train.py", "--backbone resnet50 --image-size 224"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / script), "--help"], capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0 and expected in proc.stdout

@@ -37,9 +37,17 @@ def r18_bytes(tmp_path_factory):
 @pytest.fixture
 def served(r18_bytes, tmp_path):
     with FileServer({"/r18.pth": r18_bytes}) as srv:
-        manifest = write_manifest(tmp_path / "m.json", [entry_dict(
-            "tiny-r18", [{"filename": "r18.pth", "url": srv.url("/r18.pth"), "size": None, "sha256": None}],
-            architecture="resnet18", card="zoo/cards/tiny-r18.md")])
+        manifest = write_manifest(
+            tmp_path / "m.json",
+            [
+                entry_dict(
+                    "tiny-r18",
+                    [{"filename": "r18.pth", "url": srv.url("/r18.pth"), "size": None, "sha256": None}],
+                    architecture="resnet18",
+                    card="zoo/cards/tiny-r18.md",
+                )
+            ],
+        )
         yield srv, manifest
 
 
@@ -97,8 +105,10 @@ def test_download_with_wrong_pin_fails_cleanly(served, capsys, tmp_path):
 
 
 def test_download_from_unreachable_host(tmp_path, capsys):
-    manifest = write_manifest(tmp_path / "m.json", [entry_dict(
-        "gone", [{"filename": "g.pth", "url": refused_url("/g.pth"), "size": None, "sha256": None}])])
+    manifest = write_manifest(
+        tmp_path / "m.json",
+        [entry_dict("gone", [{"filename": "g.pth", "url": refused_url("/g.pth"), "size": None, "sha256": None}])],
+    )
     code, _, err = run(capsys, "--manifest", manifest, "download", "gone", *NET)
     assert code == 1 and "download failed: cannot reach http://127.0.0.1:" in err
 
@@ -117,8 +127,23 @@ def test_convert_solo_and_back_then_add_to_a_manifest(served, r18_bytes, capsys,
     srv, manifest = served
     src = tmp_path / "official.pth"
     src.write_bytes(r18_bytes)
-    code, out, _ = run(capsys, "convert", src, "--to", "solo", "-o", tmp_path / "solo", "--name", "mine",
-                       "--epochs", "7", "--set", "data.num_classes=100", "--set", "method_kwargs.proj_output_dim=256")
+    code, out, _ = run(
+        capsys,
+        "convert",
+        src,
+        "--to",
+        "solo",
+        "-o",
+        tmp_path / "solo",
+        "--name",
+        "mine",
+        "--epochs",
+        "7",
+        "--set",
+        "data.num_classes=100",
+        "--set",
+        "method_kwargs.proj_output_dim=256",
+    )
     assert code == 0
     ckpt = tmp_path / "solo" / "mine-ep=7.ckpt"
     assert out.strip() == str(ckpt)
@@ -131,16 +156,55 @@ def test_convert_solo_and_back_then_add_to_a_manifest(served, r18_bytes, capsys,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     # a solo checkpoint is not publishable as is: the error says how to convert it
-    code, _, err = run(capsys, "--manifest", manifest, "add", "bad", "--file", ckpt, "--url", "https://h/x",
-                       "--dataset", "d", "--epochs", "1", "--license", "MIT", "--cards-dir", tmp_path / "cards")
+    code, _, err = run(
+        capsys,
+        "--manifest",
+        manifest,
+        "add",
+        "bad",
+        "--file",
+        ckpt,
+        "--url",
+        "https://h/x",
+        "--dataset",
+        "d",
+        "--epochs",
+        "1",
+        "--license",
+        "MIT",
+        "--cards-dir",
+        tmp_path / "cards",
+    )
     assert code == 2 and "--to official" in err
 
     srv.files["/back.pth"] = back.read_bytes()
     code, out, _ = run(
-        capsys, "--manifest", manifest, "add", "my-r18", "--file", back, "--url", srv.url("/back.pth"),
-        "--dataset", "cifar100", "--epochs", "7", "--license", "CC-BY-4.0", "--q", "256", "--L", "3",
-        "--kernel-weights", "1,40,40", "--metric", "cifar100 linear top-1 (%)=12.5@test run",
-        "--cards-dir", tmp_path / "cards")
+        capsys,
+        "--manifest",
+        manifest,
+        "add",
+        "my-r18",
+        "--file",
+        back,
+        "--url",
+        srv.url("/back.pth"),
+        "--dataset",
+        "cifar100",
+        "--epochs",
+        "7",
+        "--license",
+        "CC-BY-4.0",
+        "--q",
+        "256",
+        "--L",
+        "3",
+        "--kernel-weights",
+        "1,40,40",
+        "--metric",
+        "cifar100 linear top-1 (%)=12.5@test run",
+        "--cards-dir",
+        tmp_path / "cards",
+    )
     assert code == 0
     entry = json.loads(manifest.read_text())["models"][-1]
     digest = hashlib.sha256(back.read_bytes()).hexdigest()
@@ -155,8 +219,25 @@ def test_convert_solo_and_back_then_add_to_a_manifest(served, r18_bytes, capsys,
     assert code == 0 and "WARNING" not in err
     assert "my-r18" in run(capsys, "--manifest", manifest, "list")[1]
     # adding the same name twice needs --replace
-    code, _, err = run(capsys, "--manifest", manifest, "add", "my-r18", "--file", back, "--url", "https://h/x",
-                       "--dataset", "d", "--epochs", "1", "--license", "MIT", "--cards-dir", tmp_path / "cards")
+    code, _, err = run(
+        capsys,
+        "--manifest",
+        manifest,
+        "add",
+        "my-r18",
+        "--file",
+        back,
+        "--url",
+        "https://h/x",
+        "--dataset",
+        "d",
+        "--epochs",
+        "1",
+        "--license",
+        "MIT",
+        "--cards-dir",
+        tmp_path / "cards",
+    )
     assert code == 2 and "--replace" in err
 
 
@@ -202,9 +283,14 @@ def test_load_pretrained_from_a_multi_part_full_checkpoint(r18_bytes, tmp_path):
     from sfrik_plugin.zoo import load_pretrained
 
     backbone = _load_bytes(r18_bytes)
-    state = {"epoch": 200, "model": {**{f"module.backbone.{k}": v for k, v in backbone.items()},
-                                     "module.projector.0.weight": torch.zeros(8, 512)},
-             "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0]}]}}
+    state = {
+        "epoch": 200,
+        "model": {
+            **{f"module.backbone.{k}": v for k, v in backbone.items()},
+            "module.projector.0.weight": torch.zeros(8, 512),
+        },
+        "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0]}]},
+    }
     buf = io.BytesIO()
     torch.save(state, buf)
     tar_buf = io.BytesIO()
@@ -216,10 +302,19 @@ def test_load_pretrained_from_a_multi_part_full_checkpoint(r18_bytes, tmp_path):
     cut1, cut2 = len(whole) // 3, 2 * len(whole) // 3
     chunks = {"/ckpaa": whole[:cut1], "/ckpab": whole[cut1:cut2], "/ckpac": whole[cut2:]}
     with FileServer(chunks) as srv:
-        manifest = write_manifest(tmp_path / "m.json", [entry_dict(
-            "full", [{"filename": p[1:], "url": srv.url(p), "size": len(c), "sha256": None} for p, c in chunks.items()],
-            {"filename": "ckp.tar.gz", "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest()},
-            architecture="resnet18", kind="full-checkpoint", format="official-full-checkpoint-targz")])
+        manifest = write_manifest(
+            tmp_path / "m.json",
+            [
+                entry_dict(
+                    "full",
+                    [{"filename": p[1:], "url": srv.url(p), "size": len(c), "sha256": None} for p, c in chunks.items()],
+                    {"filename": "ckp.tar.gz", "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest()},
+                    architecture="resnet18",
+                    kind="full-checkpoint",
+                    format="official-full-checkpoint-targz",
+                )
+            ],
+        )
         sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
     assert sd.keys() == backbone.keys() and all(torch.equal(sd[k], backbone[k]) for k in sd)
 

@@ -92,8 +92,7 @@ def test_a_lost_tensor_changes_the_features(official):
 
 def _solo_backbone_from(ckpt_path):
     """Load a checkpoint the way solo-learn's main_linear.py does, with solo-learn's backbone."""
-    solo_base = pytest.importorskip(
-        "solo.methods.base", reason="solo-learn is not installed (CI does not have it)")
+    solo_base = pytest.importorskip("solo.methods.base", reason="solo-learn is not installed (CI does not have it)")
     backbone = solo_base.BaseMethod._BACKBONES["resnet50"]("sfrik")
     backbone.fc = nn.Identity()
     state = torch.load(ckpt_path, map_location="cpu")["state_dict"]
@@ -181,9 +180,13 @@ def _solo_style_ckpt(backbone, tmp_path, name="run-ep=9.ckpt", stem_prefix="back
     sd["projector.1.running_mean"] = torch.zeros(16)
     sd["classifier.weight"] = torch.randn(10, 2048)
     sd["classifier.bias"] = torch.zeros(10)
-    ckpt = {"state_dict": sd, "epoch": 9, "global_step": 90,
-            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1}]}],
-            "pytorch-lightning_version": "2.1.2"}
+    ckpt = {
+        "state_dict": sd,
+        "epoch": 9,
+        "global_step": 90,
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1}]}],
+        "pytorch-lightning_version": "2.1.2",
+    }
     p = tmp_path / name
     torch.save(ckpt, p)
     return p
@@ -205,10 +208,14 @@ def test_solo_checkpoint_to_official_backbone(tmp_path):
 
 def test_official_full_checkpoint_layout_is_understood(official):
     model, _, _ = official
-    full = {"epoch": 200,
-            "model": OrderedDict([(f"module.backbone.{k}", v) for k, v in model.state_dict().items()]
-                                 + [("module.projector.0.weight", torch.zeros(4, 2048))]),
-            "optimizer": {"state": {}, "param_groups": []}}
+    full = {
+        "epoch": 200,
+        "model": OrderedDict(
+            [(f"module.backbone.{k}", v) for k, v in model.state_dict().items()]
+            + [("module.projector.0.weight", torch.zeros(4, 2048))]
+        ),
+        "optimizer": {"state": {}, "param_groups": []},
+    }
     sd = conv.to_official(full)
     assert set(sd) == set(model.state_dict())
 
@@ -263,7 +270,9 @@ def test_missing_and_wrong_tensors_are_listed():
 
 
 def test_unknown_target_lists_targets(tmp_path):
-    with pytest.raises(ConversionError, match="unknown conversion target 'keras'; allowed: solo, torchvision, timm, official"):
+    with pytest.raises(
+        ConversionError, match="unknown conversion target 'keras'; allowed: solo, torchvision, timm, official"
+    ):
         conv.convert({}, "keras", tmp_path / "x")
 
 
@@ -281,8 +290,11 @@ def test_pickled_objects_are_refused_without_trust(tmp_path):
 
 
 def test_not_a_resnet_is_refused():
-    with pytest.raises(ConversionError, match=r"not a supported ResNet backbone \(bottleneck blocks per stage \(1, 0, 0, 0\)\)"):
-        conv.to_official({"layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1),
-                          "layer1.0.conv3.weight": torch.zeros(256, 64, 1, 1)})
+    with pytest.raises(
+        ConversionError, match=r"not a supported ResNet backbone \(bottleneck blocks per stage \(1, 0, 0, 0\)\)"
+    ):
+        conv.to_official(
+            {"layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1), "layer1.0.conv3.weight": torch.zeros(256, 64, 1, 1)}
+        )
     with pytest.raises(ConversionError, match="no tensors found"):
         conv.to_official({"epoch": 3})

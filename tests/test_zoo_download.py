@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from sfrik_plugin.zoo.download import download as zoo_download
 from sfrik_plugin.zoo.download import ChecksumError, UnverifiedDownloadWarning, ZooDownloadError, fetch_url
+from sfrik_plugin.zoo.download import download as zoo_download
 from sfrik_plugin.zoo.manifest import ManifestError, UnknownModelError, get_entry, list_models, load_manifest
 
 try:
@@ -128,8 +128,10 @@ def test_unknown_checksum_warns_loudly_with_the_hash(server, data, tmp_path):
 
 
 def _single_manifest(tmp_path, server, data, sha256):
-    return write_manifest(tmp_path / "m.json", [entry_dict(
-        "tiny", [{"filename": "w.pth", "url": server.url("/w.pth"), "size": len(data), "sha256": sha256}])])
+    return write_manifest(
+        tmp_path / "m.json",
+        [entry_dict("tiny", [{"filename": "w.pth", "url": server.url("/w.pth"), "size": len(data), "sha256": sha256}])],
+    )
 
 
 def test_cached_file_needs_no_network(server, data, tmp_path):
@@ -183,11 +185,22 @@ def parts_server(parts):
 
 
 def _multi_manifest(tmp_path, srv, parts, assembled_sha):
-    files = [{"filename": f"ckp{s}", "url": srv.url(f"/ckp{s}"), "size": len(p), "sha256": None}
-             for s, p in zip(("aa", "ab", "ac"), parts)]
-    return write_manifest(tmp_path / "m.json", [entry_dict(
-        "multi", files, {"filename": "ckp.tar.gz", "size": None, "sha256": assembled_sha},
-        kind="full-checkpoint", format="official-full-checkpoint-targz")])
+    files = [
+        {"filename": f"ckp{s}", "url": srv.url(f"/ckp{s}"), "size": len(p), "sha256": None}
+        for s, p in zip(("aa", "ab", "ac"), parts)
+    ]
+    return write_manifest(
+        tmp_path / "m.json",
+        [
+            entry_dict(
+                "multi",
+                files,
+                {"filename": "ckp.tar.gz", "size": None, "sha256": assembled_sha},
+                kind="full-checkpoint",
+                format="official-full-checkpoint-targz",
+            )
+        ],
+    )
 
 
 def test_multi_part_assembly(parts_server, parts, tmp_path):
@@ -227,8 +240,9 @@ def test_packaged_manifest_has_the_official_models():
     assert names[0] == "sfrik-r50-in1k-200ep-q32768"
     e = get_entry("sfrik-r50-in1k-200ep-q32768")
     assert (e.architecture, e.dataset, e.epochs, e.q, e.kernel["L"]) == ("resnet50", "imagenet-1k", 200, 32768, 3)
-    assert e.files[0].url == ("https://github.com/valeoai/sfrik/releases/download/v0.1.0/"
-                              "sfrik_32k_in1000_200ep_r50_backbone.pth")
+    assert e.files[0].url == (
+        "https://github.com/valeoai/sfrik/releases/download/v0.1.0/sfrik_32k_in1000_200ep_r50_backbone.pth"
+    )
     assert any(m["value"] == 70.3 and m["source"] for m in e.metrics)
     full = get_entry("sfrik-r50-in1k-200ep-q32768-full")
     assert [f.filename[-2:] for f in full.files] == ["aa", "ab", "ac"]
@@ -243,11 +257,14 @@ def test_unknown_model_lists_known_names():
     assert "resnet-9000" in str(err.value) and "sfrik-r50-in1k-200ep-q32768" in str(err.value)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"sha256": "xyz"}, "not a sha256"),
-    ({"url": "ftp://host/f"}, "must be http"),
-    ({"filename": "../evil"}, "plain file name"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"sha256": "xyz"}, "not a sha256"),
+        ({"url": "ftp://host/f"}, "must be http"),
+        ({"filename": "../evil"}, "plain file name"),
+    ],
+)
 def test_manifest_validation(tmp_path, bad, match):
     f = {"filename": "w.pth", "url": "https://h/w.pth", "size": None, "sha256": None}
     f.update(bad)

@@ -10,7 +10,7 @@ backbone, for every method alike.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -34,12 +34,12 @@ class SmallCNN(nn.Module):
         return torch.flatten(self.pool(self.features(x)), 1)
 
 
-def small_cnn(method: Optional[str] = None, width: int = 32, **kwargs: Any) -> SmallCNN:
+def small_cnn(method: str | None = None, width: int = 32, **kwargs: Any) -> SmallCNN:
     """solo-learn backbone signature: ``fn(method, **backbone.kwargs)``."""
     return SmallCNN(width=width, **kwargs)
 
 
-def resnet18_cifar(method: Optional[str] = None, **kwargs: Any) -> nn.Module:
+def resnet18_cifar(method: str | None = None, **kwargs: Any) -> nn.Module:
     """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 first convolution, no max-pool),
     the backbone solo-learn trains on cifar10/100, for CIFAR images stored as an ImageFolder
     (solo-learn only swaps the stem for its own cifar datasets). ``fc`` is left for solo-learn to drop."""
@@ -52,7 +52,7 @@ def resnet18_cifar(method: Optional[str] = None, **kwargs: Any) -> nn.Module:
 
 
 def _headless(fn):
-    def build(method: Optional[str] = None, **kwargs: Any) -> nn.Module:
+    def build(method: str | None = None, **kwargs: Any) -> nn.Module:
         net = fn(method, **kwargs)
         if hasattr(net, "fc"):
             net.fc = nn.Identity()
@@ -75,7 +75,7 @@ def register_backbones() -> None:
         BaseMethod._BACKBONES[name] = fn
 
 
-def make_backbone(name: str, kwargs: Optional[Dict[str, Any]] = None, dataset: str = "custom") -> nn.Module:
+def make_backbone(name: str, kwargs: dict[str, Any] | None = None, dataset: str = "custom") -> nn.Module:
     """The backbone a pretraining with ``backbone.name=name`` trains, without its classification head.
 
     Local backbones need only torch; solo-learn backbones are built through the adapter

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
 def apply_set(cfg: dict, item: str) -> None:
@@ -33,16 +32,32 @@ def apply_set(cfg: dict, item: str) -> None:
     node[parts[-1]] = yaml.safe_load(value)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="sfrik-benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="sfrik-benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default=None, help="benchmark yaml (default: the packaged fashion_mnist.yaml)")
-    parser.add_argument("--quick", action="store_true", help="merge the config's quick: block (smaller, fewer seeds, no grid)")
-    parser.add_argument("--out", default=None, help="output folder (default: ./sfrik-bench/quick or ./sfrik-bench/full)")
+    parser.add_argument(
+        "--quick", action="store_true", help="merge the config's quick: block (smaller, fewer seeds, no grid)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: ./sfrik-bench/quick or ./sfrik-bench/full)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's choice)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change a benchmark-config value (dotted key, yaml value), e.g. --set data.train_root=/data/train")
-    parser.add_argument("--override", action="append", default=[], metavar="HYDRA_OVERRIDE",
-                        help="append a solo-learn override shared by every method, e.g. --override method_kwargs.proj_output_dim=4096")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a benchmark-config value (dotted key, yaml value), e.g. --set data.train_root=/data/train",
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="HYDRA_OVERRIDE",
+        help="append a solo-learn override shared by every method, e.g. --override method_kwargs.proj_output_dim=4096",
+    )
     parser.add_argument("--report-only", action="store_true", help="only aggregate the finished runs into the table")
     args = parser.parse_args(argv)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -51,7 +51,9 @@ def default_device() -> torch.device:
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    backbone: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features [N, D] float32 on the CPU, labels [N])`` of a dataset, in dataset order, backbone in eval mode."""
     device = torch.device(device) if device is not None else default_device()
     backbone = backbone.to(device)
@@ -73,8 +75,8 @@ def linear_probe(
     test_y: torch.Tensor,
     weight_decay: float = 1e-4,
     max_iter: int = 300,
-    num_classes: Optional[int] = None,
-) -> Dict[str, float]:
+    num_classes: int | None = None,
+) -> dict[str, float]:
     """Top-1 accuracy (%) of an L2-regularised softmax classifier trained on frozen features.
 
     Features are standardised with the training mean and standard deviation. The objective
@@ -87,8 +89,15 @@ def linear_probe(
     n_cls = int(num_classes or int(max(train_y.max(), test_y.max())) + 1)
     W = torch.zeros(train_x.shape[1], n_cls, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(n_cls, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)
+    opt = torch.optim.LBFGS(
+        [W, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
 
     def closure():
         opt.zero_grad()
@@ -112,7 +121,7 @@ def knn_classify(
     k: int = 20,
     T: float = 0.07,
     chunk: int = 1024,
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Top-1 accuracy (%) of the temperature-weighted cosine kNN (weights ``exp(sim / T)``)."""
     train_x = F.normalize(train_x.float(), dim=1)
     test_x = F.normalize(test_x.float(), dim=1)
@@ -128,11 +137,11 @@ def knn_classify(
     return {"acc1": 100.0 * correct / test_x.shape[0], "k": k, "T": T}
 
 
-def balanced_fraction(labels: Sequence[int], fraction: float) -> List[int]:
+def balanced_fraction(labels: Sequence[int], fraction: float) -> list[int]:
     """Indices of the first ``ceil(fraction * n_c)`` samples of each class (dataset order), at least one."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    per_class: Dict[int, List[int]] = {}
+    per_class: dict[int, list[int]] = {}
     for i, y in enumerate(labels):
         per_class.setdefault(int(y), []).append(i)
     chosen = []
@@ -156,7 +165,7 @@ def semi_supervised(
     seed: int = 0,
     num_workers: int = 0,
     device=None,
-) -> Dict[str, float]:
+) -> dict[str, float]:
     """Fine-tunes a copy of ``backbone`` + a linear head on ``fraction`` of the labels of
     ``train_dataset`` (augmented) and returns the top-1 accuracy (%) on ``test_dataset``.
 

@@ -11,12 +11,23 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any
 
 from .runner import RANDOM_INIT, Run, final_runs, read_json, setting_name, tuning_runs
 
-__all__ = ["METRICS", "mean_std", "record_of", "aggregate", "format_markdown", "write_csv", "plot", "write_report", "report_from_folder"]
+__all__ = [
+    "METRICS",
+    "mean_std",
+    "record_of",
+    "aggregate",
+    "format_markdown",
+    "write_csv",
+    "plot",
+    "write_report",
+    "report_from_folder",
+]
 
 #: (record key, column title)
 METRICS = (
@@ -40,7 +51,7 @@ def mean_std(values: Sequence[float]) -> tuple:
     return mean, math.sqrt(var), n
 
 
-def record_of(run: Run) -> Optional[Dict[str, Any]]:
+def record_of(run: Run) -> dict[str, Any] | None:
     """The test-split figures of one finished run, or None if its test stage has not finished."""
     test = read_json(run.dir / "eval_test.json")
     if test is None:
@@ -56,18 +67,20 @@ def record_of(run: Run) -> Optional[Dict[str, Any]]:
         "semi_1": semi.get("0.01", {}).get("acc1"),
         "semi_10": semi.get("0.1", {}).get("acc1"),
         "wall_time_s": pre.get("wall_time_s"),
-        "peak_memory_mb": max([m for m in (pre.get("peak_memory_mb"), test.get("peak_memory_mb")) if m is not None], default=None),
+        "peak_memory_mb": max(
+            [m for m in (pre.get("peak_memory_mb"), test.get("peak_memory_mb")) if m is not None], default=None
+        ),
     }
     return rec
 
 
-def aggregate(records: Iterable[Dict[str, Any]], order: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+def aggregate(records: Iterable[dict[str, Any]], order: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per method: ``{method, setting, seeds, <metric>_mean, <metric>_std, wall_time_s, peak_memory_mb}``.
 
     Methods appear in ``order`` (others after, random init last). Records of one method with several
     settings are refused: the table compares one chosen setting per method.
     """
-    by_method: Dict[str, List[Dict[str, Any]]] = {}
+    by_method: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_method.setdefault(rec["method"], []).append(rec)
     names = [m for m in (order or []) if m in by_method]
@@ -80,7 +93,7 @@ def aggregate(records: Iterable[Dict[str, Any]], order: Optional[Sequence[str]] 
         settings = sorted({r["setting"] for r in recs})
         if len(settings) != 1:
             raise ValueError(f"{method}: records of several settings {settings}; aggregate one setting per method")
-        row: Dict[str, Any] = {"method": method, "setting": settings[0], "seeds": sorted(r["seed"] for r in recs)}
+        row: dict[str, Any] = {"method": method, "setting": settings[0], "seeds": sorted(r["seed"] for r in recs)}
         for key, _ in METRICS:
             mean, std, n = mean_std([r.get(key) for r in recs])
             row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = mean, std, n
@@ -98,7 +111,7 @@ def _pm(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def format_markdown(rows: Sequence[Dict[str, Any]], title: Optional[str] = None) -> str:
+def format_markdown(rows: Sequence[dict[str, Any]], title: str | None = None) -> str:
     head = ["method", "setting", "seeds"] + [t for _, t in METRICS] + ["pretrain wall time (min)", "peak memory (MiB)"]
     lines = []
     if title:
@@ -115,7 +128,7 @@ def format_markdown(rows: Sequence[Dict[str, Any]], title: Optional[str] = None)
     return "\n".join(lines)
 
 
-def write_csv(rows: Sequence[Dict[str, Any]], path: os.PathLike) -> None:
+def write_csv(rows: Sequence[dict[str, Any]], path: os.PathLike) -> None:
     fields = ["method", "setting", "seeds"]
     for k, _ in METRICS:
         fields += [f"{k}_mean", f"{k}_std", f"{k}_n"]
@@ -127,7 +140,7 @@ def write_csv(rows: Sequence[Dict[str, Any]], path: os.PathLike) -> None:
             writer.writerow({**{k: r[k] for k in fields if k != "seeds"}, "seeds": " ".join(map(str, r["seeds"]))})
 
 
-def plot(rows: Sequence[Dict[str, Any]], path: os.PathLike, title: str = "") -> Optional[Path]:
+def plot(rows: Sequence[dict[str, Any]], path: os.PathLike, title: str = "") -> Path | None:
     """Grouped bars (mean ± std) of every metric per method; None when matplotlib is missing."""
     try:
         import matplotlib
@@ -141,8 +154,14 @@ def plot(rows: Sequence[Dict[str, Any]], path: os.PathLike, title: str = "") -> 
     width = 0.8 / max(1, len(rows))
     for i, r in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(metrics))]
-        ax.bar(xs, [r[f"{k}_mean"] for k, _ in metrics], width, yerr=[r[f"{k}_std"] for k, _ in metrics],
-               capsize=3, label=f"{r['method']} ({len(r['seeds'])} seeds)")
+        ax.bar(
+            xs,
+            [r[f"{k}_mean"] for k, _ in metrics],
+            width,
+            yerr=[r[f"{k}_std"] for k, _ in metrics],
+            capsize=3,
+            label=f"{r['method']} ({len(r['seeds'])} seeds)",
+        )
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels([t.replace(" (%)", "") for _, t in metrics])
     ax.set_ylabel("test top-1 accuracy (%)")
@@ -158,22 +177,26 @@ def plot(rows: Sequence[Dict[str, Any]], path: os.PathLike, title: str = "") -> 
     return Path(path)
 
 
-def _tuning_rows(tuning: Sequence[Run], chosen: Optional[Dict[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+def _tuning_rows(tuning: Sequence[Run], chosen: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     rows = []
     for run in tuning:
         val = read_json(run.dir / "eval_val.json")
-        rows.append({
-            "method": run.method,
-            "setting": run.name,
-            "seed": run.seed,
-            "val_linear": None if val is None else val["linear"]["acc1"],
-            "val_knn": None if val is None else val["knn"]["acc1"],
-            "chosen": bool(chosen) and setting_name(chosen.get(run.method, {"?": 0})) == run.name,
-        })
+        rows.append(
+            {
+                "method": run.method,
+                "setting": run.name,
+                "seed": run.seed,
+                "val_linear": None if val is None else val["linear"]["acc1"],
+                "val_knn": None if val is None else val["knn"]["acc1"],
+                "chosen": bool(chosen) and setting_name(chosen.get(run.method, {"?": 0})) == run.name,
+            }
+        )
     return rows
 
 
-def write_report(out: os.PathLike, runs: Sequence[Run], chosen=None, tuning: Sequence[Run] = (), cfg=None) -> Dict[str, Any]:
+def write_report(
+    out: os.PathLike, runs: Sequence[Run], chosen=None, tuning: Sequence[Run] = (), cfg=None
+) -> dict[str, Any]:
     """Writes results.md/.csv (test split, finished runs only), tuning.csv and results.png under ``out``."""
     out = Path(out)
     records = [r for r in (record_of(run) for run in runs) if r is not None]
@@ -189,11 +212,18 @@ def write_report(out: os.PathLike, runs: Sequence[Run], chosen=None, tuning: Seq
     md = format_markdown(rows)
     tune_rows = _tuning_rows(tuning, chosen)
     if tune_rows:
-        md_t = ["", "Hyper-parameter selection (validation split, seed "
-                f"{tune_rows[0]['seed']}):", "", "| method | setting | val linear (%) | val kNN (%) | chosen |", "|---|---|---|---|---|"]
+        md_t = [
+            "",
+            f"Hyper-parameter selection (validation split, seed {tune_rows[0]['seed']}):",
+            "",
+            "| method | setting | val linear (%) | val kNN (%) | chosen |",
+            "|---|---|---|---|---|",
+        ]
         for t in tune_rows:
             f = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-            md_t.append(f"| {t['method']} | {t['setting']} | {f(t['val_linear'])} | {f(t['val_knn'])} | {'✓' if t['chosen'] else ''} |")
+            md_t.append(
+                f"| {t['method']} | {t['setting']} | {f(t['val_linear'])} | {f(t['val_knn'])} | {'✓' if t['chosen'] else ''} |"
+            )
         md_full = md + "\n" + "\n".join(md_t)
         with open(out / "tuning.csv", "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(tune_rows[0]))
@@ -210,7 +240,7 @@ def write_report(out: os.PathLike, runs: Sequence[Run], chosen=None, tuning: Seq
     return {"rows": rows, "markdown": md_full, "files": files, "tuning": tune_rows}
 
 
-def report_from_folder(out: os.PathLike, cfg: Dict[str, Any]) -> Dict[str, Any]:
+def report_from_folder(out: os.PathLike, cfg: dict[str, Any]) -> dict[str, Any]:
     """The report of whatever has finished in ``out`` (partial results are fine)."""
     out = Path(out)
     chosen = read_json(out / "chosen.json")

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any
 
 __all__ = [
     "RANDOM_INIT",
@@ -56,7 +56,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "fashion_mnist.ya
 # config
 
 
-def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in (extra or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -66,7 +66,7 @@ def _merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def load_config(path: Optional[os.PathLike] = None, quick: bool = False) -> Dict[str, Any]:
+def load_config(path: os.PathLike | None = None, quick: bool = False) -> dict[str, Any]:
     """Reads a benchmark yaml; with ``quick`` its ``quick:`` block is merged over the rest."""
     import yaml
 
@@ -92,7 +92,7 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def setting_name(setting: Dict[str, Any]) -> str:
+def setting_name(setting: dict[str, Any]) -> str:
     """A stable, file-system-safe name of a hyper-parameter setting (``default`` when empty)."""
     if not setting:
         return "default"
@@ -103,7 +103,7 @@ def setting_name(setting: Dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
 
 
-def setting_overrides(setting: Dict[str, Any]) -> List[str]:
+def setting_overrides(setting: dict[str, Any]) -> list[str]:
     """Hydra overrides (``++key=value``) of a setting, in sorted key order."""
     return [f"++{key}={_format_value(setting[key])}" for key in sorted(setting)]
 
@@ -115,13 +115,13 @@ def setting_overrides(setting: Dict[str, Any]) -> List[str]:
 class Run:
     """One (method, setting, seed) run and its directory."""
 
-    def __init__(self, root: os.PathLike, method: str, setting: Dict[str, Any], seed: int):
+    def __init__(self, root: os.PathLike, method: str, setting: dict[str, Any], seed: int):
         self.method, self.setting, self.seed = method, dict(setting), int(seed)
         self.name = setting_name(self.setting)
         self.dir = Path(root) / "runs" / method / self.name / f"seed{self.seed}"
 
     @property
-    def key(self) -> Tuple[str, str, int]:
+    def key(self) -> tuple[str, str, int]:
         return (self.method, self.name, self.seed)
 
     def __repr__(self) -> str:
@@ -134,25 +134,25 @@ class Run:
         return hash(self.dir)
 
 
-def method_grid(cfg: Dict[str, Any], method: str) -> List[Dict[str, Any]]:
+def method_grid(cfg: dict[str, Any], method: str) -> list[dict[str, Any]]:
     grid = cfg["methods"][method].get("grid") or [{}]
     return [dict(s or {}) for s in grid]
 
 
-def tuning_runs(cfg: Dict[str, Any], root: os.PathLike) -> List[Run]:
+def tuning_runs(cfg: dict[str, Any], root: os.PathLike) -> list[Run]:
     """Every grid setting of every method, with the tuning seed (the random baseline is not tuned)."""
     seed = int(cfg.get("tune_seed", cfg["seeds"][0]))
     return [Run(root, m, s, seed) for m in cfg["methods"] for s in method_grid(cfg, m)]
 
 
-def final_runs(cfg: Dict[str, Any], root: os.PathLike, chosen: Dict[str, Dict[str, Any]]) -> List[Run]:
+def final_runs(cfg: dict[str, Any], root: os.PathLike, chosen: dict[str, dict[str, Any]]) -> list[Run]:
     """The random-initialisation baseline (cheap), then seed by seed the chosen setting of every
     method, so that an interrupted benchmark has the same seeds for every method."""
     runs = [Run(root, RANDOM_INIT, {}, seed) for seed in cfg["seeds"]] if cfg.get("random_init", True) else []
     return runs + [Run(root, m, chosen[m], seed) for seed in cfg["seeds"] for m in cfg["methods"]]
 
 
-def select_settings(cfg: Dict[str, Any], root: os.PathLike, metric: str = "linear") -> Dict[str, Dict[str, Any]]:
+def select_settings(cfg: dict[str, Any], root: os.PathLike, metric: str = "linear") -> dict[str, dict[str, Any]]:
     """Per method, the grid setting with the best validation ``metric`` accuracy (ties: first in the
     grid). Raises if a tuning run has not finished."""
     chosen = {}
@@ -182,7 +182,7 @@ def write_json(path: os.PathLike, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: os.PathLike) -> Optional[Any]:
+def read_json(path: os.PathLike) -> Any | None:
     try:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, ValueError):
@@ -201,7 +201,7 @@ def _epoch_of(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
-def latest_checkpoint(run_dir: os.PathLike) -> Optional[Path]:
+def latest_checkpoint(run_dir: os.PathLike) -> Path | None:
     """The newest solo-learn checkpoint under ``run_dir/ckpt`` (highest epoch, then newest file), or None."""
     ckpts = [p for p in (Path(run_dir) / "ckpt").rglob("*.ckpt") if p.is_file() and p.stat().st_size > 0]
     if not ckpts:
@@ -209,7 +209,7 @@ def latest_checkpoint(run_dir: os.PathLike) -> Optional[Path]:
     return max(ckpts, key=lambda p: (_epoch_of(p), p.stat().st_mtime))
 
 
-def _check_spec(run_dir: Path, spec: Dict[str, Any]) -> None:
+def _check_spec(run_dir: Path, spec: dict[str, Any]) -> None:
     old = read_json(run_dir / "spec.json")
     if old is not None and old != json.loads(json.dumps(spec, sort_keys=True, default=str)):
         raise RuntimeError(
@@ -220,7 +220,7 @@ def _check_spec(run_dir: Path, spec: Dict[str, Any]) -> None:
         write_json(run_dir / "spec.json", spec)
 
 
-def run_stage(run_dir: os.PathLike, spec: Dict[str, Any], stage: str, log=print, python: Optional[str] = None) -> str:
+def run_stage(run_dir: os.PathLike, spec: dict[str, Any], stage: str, log=print, python: str | None = None) -> str:
     """Runs one stage of a run in a worker process unless its marker exists.
 
     Returns "skipped" or "done"; raises ``RuntimeError`` when the worker fails (its log is in
@@ -263,12 +263,12 @@ def run_stage(run_dir: os.PathLike, spec: Dict[str, Any], stage: str, log=print,
 class Benchmark:
     """Prepares the data, tunes on the validation split, evaluates the chosen settings on the test split."""
 
-    def __init__(self, cfg: Dict[str, Any], out: os.PathLike, log=print, python: Optional[str] = None):
+    def __init__(self, cfg: dict[str, Any], out: os.PathLike, log=print, python: str | None = None):
         self.cfg, self.out, self.log, self.python = cfg, Path(out), log, python
-        self.data: Optional[Dict[str, str]] = None
+        self.data: dict[str, str] | None = None
 
     # data ------------------------------------------------------------------------------------
-    def prepare_data(self) -> Dict[str, str]:
+    def prepare_data(self) -> dict[str, str]:
         from ..data.splits import build_splits
 
         d = self.cfg["data"]
@@ -279,7 +279,10 @@ class Benchmark:
             need = d["train_per_class"] + d["val_per_class"]
             root = Path(d.get("cache") or self.out / "data") / f"fashion-mnist-{need}-{d.get('test_per_class')}"
             src = prepare_fashion_mnist(
-                root, train_per_class=need, val_per_class=d.get("test_per_class"), seed=0,
+                root,
+                train_per_class=need,
+                val_per_class=d.get("test_per_class"),
+                seed=0,
                 source=d.get("source") or FASHION_MNIST_DIR,
             )
             source_train, test = src["train"], src["val"]
@@ -291,7 +294,7 @@ class Benchmark:
         return self.data
 
     # specs -----------------------------------------------------------------------------------
-    def spec(self, run: Run) -> Dict[str, Any]:
+    def spec(self, run: Run) -> dict[str, Any]:
         c = self.cfg
         spec = {
             "method": run.method,
@@ -304,14 +307,21 @@ class Benchmark:
         }
         if run.method != RANDOM_INIT:
             spec["config"] = c["methods"][run.method]["config"]
-            spec["overrides"] = self.shared_overrides() + [f"max_epochs={int(c['epochs'])}"] + list(c["methods"][run.method].get("overrides", [])) + setting_overrides(run.setting)
+            spec["overrides"] = (
+                self.shared_overrides()
+                + [f"max_epochs={int(c['epochs'])}"]
+                + list(c["methods"][run.method].get("overrides", []))
+                + setting_overrides(run.setting)
+            )
         return spec
 
-    def shared_overrides(self) -> List[str]:
+    def shared_overrides(self) -> list[str]:
         """Overrides every method gets: backbone and crop size from the top-level keys, then ``common_overrides``."""
         c = self.cfg
         out = [f"backbone.name={c['backbone']['name']}"]
-        out += [f"++backbone.kwargs.{k}={_format_value(v)}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())]
+        out += [
+            f"++backbone.kwargs.{k}={_format_value(v)}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())
+        ]
         out += [f"augmentations.{i}.crop_size={int(c['crop_size'])}" for i in range(int(c.get("num_views_configs", 2)))]
         return out + list(c["common_overrides"])
 
@@ -319,7 +329,7 @@ class Benchmark:
         return run_stage(run.dir, self.spec(run), stage, log=self.log, python=self.python)
 
     # phases ----------------------------------------------------------------------------------
-    def tune(self) -> Dict[str, Dict[str, Any]]:
+    def tune(self) -> dict[str, dict[str, Any]]:
         runs = tuning_runs(self.cfg, self.out)
         for i, run in enumerate(runs, 1):
             self.log(f"[tune {i}/{len(runs)}] {run}")
@@ -330,7 +340,7 @@ class Benchmark:
             self.log(f"chosen on the validation split: {method}: {setting_name(setting)}")
         return chosen
 
-    def final(self, chosen: Dict[str, Dict[str, Any]]) -> List[Run]:
+    def final(self, chosen: dict[str, dict[str, Any]]) -> list[Run]:
         runs = final_runs(self.cfg, self.out, chosen)
         for i, run in enumerate(runs, 1):
             self.log(f"[final {i}/{len(runs)}] {run}")
@@ -338,7 +348,7 @@ class Benchmark:
             self._stage(run, "test")
         return runs
 
-    def run(self) -> Dict[str, Any]:
+    def run(self) -> dict[str, Any]:
         start = time.time()
         self.prepare_data()
         write_json(self.out / "benchmark_config.json", self.cfg)

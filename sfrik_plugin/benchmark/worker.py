@@ -13,7 +13,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from .runner import RANDOM_INIT, latest_checkpoint, read_json, write_json
 
@@ -25,7 +25,7 @@ def peak_memory_mb() -> float:
     return max(own, children) / 1024.0  # Linux reports KiB
 
 
-def _compose(spec: Dict[str, Any], run_dir: Path):
+def _compose(spec: dict[str, Any], run_dir: Path):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
@@ -62,7 +62,7 @@ def _attempts_wall_time(attempts: list, run_dir: Path) -> float:
     return total
 
 
-def train(run_dir: Path, spec: Dict[str, Any]) -> None:
+def train(run_dir: Path, spec: dict[str, Any]) -> None:
     import torch
 
     from .backbones import make_backbone, register_backbones
@@ -104,7 +104,7 @@ def train(run_dir: Path, spec: Dict[str, Any]) -> None:
     write_json(run_dir / "done.json", {"finished": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
-def _load_backbone(run_dir: Path, spec: Dict[str, Any]):
+def _load_backbone(run_dir: Path, spec: dict[str, Any]):
     import torch
 
     from .backbones import make_backbone
@@ -114,7 +114,7 @@ def _load_backbone(run_dir: Path, spec: Dict[str, Any]):
     return backbone.eval()
 
 
-def evaluate(run_dir: Path, spec: Dict[str, Any], split: str, semi: bool) -> Dict[str, Any]:
+def evaluate(run_dir: Path, spec: dict[str, Any], split: str, semi: bool) -> dict[str, Any]:
     from . import evaluate as ev
 
     ecfg = spec["evaluation"]
@@ -136,8 +136,15 @@ def evaluate(run_dir: Path, spec: Dict[str, Any], split: str, semi: bool) -> Dic
         "n_train": len(train_ds),
         "n_eval": len(eval_ds),
         "feature_dim": int(xtr.shape[1]),
-        "linear": ev.linear_probe(xtr, ytr, xev, yev, weight_decay=float(lin.get("weight_decay", 1e-4)),
-                                  max_iter=int(lin.get("max_iter", 300)), num_classes=len(train_ds.classes)),
+        "linear": ev.linear_probe(
+            xtr,
+            ytr,
+            xev,
+            yev,
+            weight_decay=float(lin.get("weight_decay", 1e-4)),
+            max_iter=int(lin.get("max_iter", 300)),
+            num_classes=len(train_ds.classes),
+        ),
         "knn": ev.knn_classify(xtr, ytr, xev, yev, k=int(knn.get("k", 20)), T=float(knn.get("T", 0.07))),
     }
     if semi and ecfg.get("semi_supervised"):
@@ -146,10 +153,18 @@ def evaluate(run_dir: Path, spec: Dict[str, Any], split: str, semi: bool) -> Dic
         out["semi"] = {}
         for frac in s.get("fractions", [0.01, 0.1]):
             out["semi"][str(frac)] = ev.semi_supervised(
-                backbone, aug, eval_ds, float(frac), num_classes=len(train_ds.classes),
-                epochs=int(s.get("epochs", 20)), batch_size=int(s.get("batch_size", 64)),
-                lr_backbone=float(s.get("lr_backbone", 0.01)), lr_head=float(s.get("lr_head", 0.1)),
-                weight_decay=float(s.get("weight_decay", 5e-4)), seed=int(spec["seed"]), num_workers=nw,
+                backbone,
+                aug,
+                eval_ds,
+                float(frac),
+                num_classes=len(train_ds.classes),
+                epochs=int(s.get("epochs", 20)),
+                batch_size=int(s.get("batch_size", 64)),
+                lr_backbone=float(s.get("lr_backbone", 0.01)),
+                lr_head=float(s.get("lr_head", 0.1)),
+                weight_decay=float(s.get("weight_decay", 5e-4)),
+                seed=int(spec["seed"]),
+                num_workers=nw,
             )
     out["eval_time_s"] = time.time() - start
     out["peak_memory_mb"] = peak_memory_mb()

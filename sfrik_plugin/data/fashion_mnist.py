@@ -17,8 +17,8 @@ import json
 import os
 import shutil
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def read_idx(path: Union[str, Path]) -> np.ndarray:
+def read_idx(path: str | Path) -> np.ndarray:
     """Reads an IDX file (optionally gzip-compressed) into a numpy array of its declared shape."""
     path = Path(path)
     with _open(path) as f:
@@ -94,7 +94,7 @@ def _find(source: Path, stem: str) -> Path:
     )
 
 
-def load_fashion_mnist(split: str = "train", source: Union[str, Path] = FASHION_MNIST_DIR):
+def load_fashion_mnist(split: str = "train", source: str | Path = FASHION_MNIST_DIR):
     """Returns ``(images uint8 [N, 28, 28], labels int64 [N])`` for split "train" or "test"."""
     if split not in _FILES:
         raise ValueError(f"split must be one of {sorted(_FILES)}, got {split!r}")
@@ -107,7 +107,7 @@ def load_fashion_mnist(split: str = "train", source: Union[str, Path] = FASHION_
     return images, labels
 
 
-def per_class_subset(labels: Sequence[int], per_class: Optional[int], seed: int = 0) -> np.ndarray:
+def per_class_subset(labels: Sequence[int], per_class: int | None, seed: int = 0) -> np.ndarray:
     """Indices of a class-balanced subset: ``per_class`` samples of every class, sorted.
 
     The choice is a seeded random permutation inside each class, so it is deterministic and
@@ -130,11 +130,11 @@ def per_class_subset(labels: Sequence[int], per_class: Optional[int], seed: int 
 
 
 def write_image_folder(
-    root: Union[str, Path],
+    root: str | Path,
     images: np.ndarray,
     labels: np.ndarray,
     class_names: Sequence[str],
-    indices: Optional[Sequence[int]] = None,
+    indices: Sequence[int] | None = None,
 ) -> int:
     """Writes ``images[indices]`` as PNG files ``root/<class_name>/<index:05d>.png``.
 
@@ -154,13 +154,13 @@ def write_image_folder(
 
 
 def prepare_fashion_mnist(
-    root: Union[str, Path],
-    train_per_class: Optional[int] = 500,
-    val_per_class: Optional[int] = 100,
+    root: str | Path,
+    train_per_class: int | None = 500,
+    val_per_class: int | None = 100,
     seed: int = 0,
-    source: Union[str, Path] = FASHION_MNIST_DIR,
+    source: str | Path = FASHION_MNIST_DIR,
     force: bool = False,
-) -> Dict[str, Path]:
+) -> dict[str, Path]:
     """Writes Fashion-MNIST as a solo-learn ``custom`` dataset: ``root/train`` and ``root/val``.
 
     ``train`` comes from the official training split, ``val`` from the official test split,

@@ -18,17 +18,25 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
-__all__ = ["IMAGE_EXTENSIONS", "list_classes", "class_files", "carve", "write_symlink_tree", "build_splits", "read_file_list"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "list_classes",
+    "class_files",
+    "carve",
+    "write_symlink_tree",
+    "build_splits",
+    "read_file_list",
+]
 
 #: the extensions torchvision's ImageFolder accepts (lower case)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _STAMP = "splits.json"
 
 
-def list_classes(root: Union[str, Path]) -> List[str]:
+def list_classes(root: str | Path) -> list[str]:
     """Class folder names of an ImageFolder root, sorted (ImageFolder's label order)."""
     root = Path(root)
     if not root.is_dir():
@@ -39,7 +47,7 @@ def list_classes(root: Union[str, Path]) -> List[str]:
     return classes
 
 
-def class_files(root: Union[str, Path], cls: str) -> List[str]:
+def class_files(root: str | Path, cls: str) -> list[str]:
     """Image files of one class, as paths relative to the class folder, in sorted order (sub-folders included)."""
     base = Path(root) / cls
     files = []
@@ -51,10 +59,10 @@ def class_files(root: Union[str, Path], cls: str) -> List[str]:
 
 
 def carve(
-    root: Union[str, Path],
-    per_class: Dict[str, Optional[int]],
+    root: str | Path,
+    per_class: dict[str, int | None],
     strict: bool = True,
-) -> Dict[str, Dict[str, List[str]]]:
+) -> dict[str, dict[str, list[str]]]:
     """Consecutive, disjoint per-class slices of the sorted file list of every class.
 
     ``per_class`` maps split name -> images per class, in order: ``{"train": 260, "val": 52}`` gives
@@ -70,7 +78,7 @@ def carve(
     for name, n in per_class.items():
         if n is not None and n <= 0:
             raise ValueError(f"split {name!r}: images per class must be positive, got {n}")
-    out: Dict[str, Dict[str, List[str]]] = {name: {} for name in names}
+    out: dict[str, dict[str, list[str]]] = {name: {} for name in names}
     for cls in list_classes(root):
         files = class_files(root, cls)
         need = sum(n for n in per_class.values() if n is not None)
@@ -88,7 +96,7 @@ def carve(
     return out
 
 
-def write_symlink_tree(source_root: Union[str, Path], files: Dict[str, List[str]], dest: Union[str, Path]) -> int:
+def write_symlink_tree(source_root: str | Path, files: dict[str, list[str]], dest: str | Path) -> int:
     """Writes ``dest/<class>/<file>`` as symbolic links to ``source_root/<class>/<file>``; returns the count."""
     source_root, dest = Path(source_root).resolve(), Path(dest)
     count = 0
@@ -101,7 +109,7 @@ def write_symlink_tree(source_root: Union[str, Path], files: Dict[str, List[str]
     return count
 
 
-def _write_file_list(path: Path, files: Dict[str, List[str]], classes: Sequence[str]) -> str:
+def _write_file_list(path: Path, files: dict[str, list[str]], classes: Sequence[str]) -> str:
     label = {c: i for i, c in enumerate(classes)}
     lines = [f"{cls}/{name} {label[cls]}" for cls in sorted(files) for name in files[cls]]
     text = "\n".join(lines) + "\n"
@@ -109,7 +117,7 @@ def _write_file_list(path: Path, files: Dict[str, List[str]], classes: Sequence[
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_file_list(path: Union[str, Path]) -> List[tuple]:
+def read_file_list(path: str | Path) -> list[tuple]:
     """``[(relative path, label), ...]`` from a file list written by :func:`build_splits`."""
     rows = []
     for line in Path(path).read_text().splitlines():
@@ -120,12 +128,12 @@ def read_file_list(path: Union[str, Path]) -> List[tuple]:
 
 
 def build_splits(
-    source_root: Union[str, Path],
-    out_dir: Union[str, Path],
-    per_class: Dict[str, Optional[int]],
+    source_root: str | Path,
+    out_dir: str | Path,
+    per_class: dict[str, int | None],
     strict: bool = True,
     force: bool = False,
-) -> Dict[str, Path]:
+) -> dict[str, Path]:
     """Builds the splits of :func:`carve` as symlink trees ``out_dir/<split>`` plus file lists
     ``out_dir/<split>.txt``; reuses a finished build with the same settings.
 
@@ -165,15 +173,20 @@ def build_splits(
     return paths
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """``sfrik-benchmark-splits SOURCE OUT --split train=260 --split val=52`` (``python -m sfrik_plugin.data.splits``)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("source", help="an ImageFolder root (one folder per class)")
     parser.add_argument("out", help="where the symlink trees and file lists go")
-    parser.add_argument("--split", action="append", default=[], metavar="NAME=N",
-                        help="split name and images per class, in order; N='all' takes what remains (last split only)")
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="split name and images per class, in order; N='all' takes what remains (last split only)",
+    )
     parser.add_argument("--lenient", action="store_true", help="allow classes with too few images")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)

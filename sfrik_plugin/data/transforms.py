@@ -5,7 +5,7 @@ Kept free of solo-learn so that evaluation code can use it without the adapter.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "eval_transform", "classifier_train_transform"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -186,7 +186,7 @@ class TruncatedLegendreKernel(RotationInvariantKernel):
                 a, c = _recurrence_coefficients(ell, dim)
                 following = np.zeros(ell + 2)
                 following[1:] = a * current
-                following[: ell] -= c * previous
+                following[:ell] -= c * previous
                 previous, current = current, following
                 total = np.pad(total, (0, 1)) + self.weights[ell] * current
             self._monomials[dim] = [float(c) for c in total]

@@ -16,7 +16,7 @@ whose two coefficients lie in [0, 2] for every q ≥ 2, so it stays stable for h
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -26,9 +26,7 @@ __all__ = ["legendre_polynomial", "legendre_series"]
 
 def _check_dim(dim: int) -> None:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-        raise ValueError(
-            f"dim (the sphere's ambient dimension q) must be an integer >= 2, got {dim!r}"
-        )
+        raise ValueError(f"dim (the sphere's ambient dimension q) must be an integer >= 2, got {dim!r}")
 
 
 def _recurrence_coefficients(degree: int, dim: int) -> tuple[float, float]:

@@ -14,7 +14,8 @@ the concatenated batch (see :mod:`sfrik_plugin.maths.distributed`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -334,7 +335,11 @@ def uniformity_loss_func(
     invariance = invariance_loss(x, y, distributed=distributed, group=group)
     uniformity = (
         sum(
-            torch.log(kernel_mean(v, kernel, estimator="u", method="gram", distributed=distributed, group=group, check_finite=False))
+            torch.log(
+                kernel_mean(
+                    v, kernel, estimator="u", method="gram", distributed=distributed, group=group, check_finite=False
+                )
+            )
             for v in (x, y)
         )
         / 2

@@ -34,8 +34,9 @@ Everything runs in float32 (float64 inputs stay float64) even under fp16/bf16 au
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -462,7 +463,9 @@ def _feature_space_statistics(views, pairs, regularized, coefficients, normalize
     pieces = [(views[i] - views[j]).pow(2).sum() / float(total_rows * dim) for i, j in pairs]
     pieces = [all_reduce_sum(p, group) for p in pieces]
     normaliser = float(total_rows * (total_rows - 1) if unbiased else total_rows**2)
-    pieces += [_feature_space_sum(views[v], coefficients, unbiased, group, total_rows) / normaliser for v in regularized]
+    pieces += [
+        _feature_space_sum(views[v], coefficients, unbiased, group, total_rows) / normaliser for v in regularized
+    ]
     return torch.stack(pieces) if pieces else views[0].new_zeros(0)
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "solo_learn_status",
     "register",
     "SFRIK",
+    "SFRIK_METHOD_DEFAULTS",
+    "check_sfrik_method_kwargs",
 ]
 
 SOLO_INSTALL_HINT = (
@@ -46,7 +48,10 @@ def solo_learn_status() -> tuple[bool, str]:
     except ImportError as error:
         return False, f"solo-learn is not installed ({error}).\n{SOLO_INSTALL_HINT}"
     except Exception as error:  # an old solo-learn can fail on import with modern dependencies
-        return False, f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}"
+        return (
+            False,
+            f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}",
+        )
     try:
         from solo.args.pretrain import parse_cfg  # noqa: F401  (hydra/omegaconf generation)
         from solo.methods import METHODS
@@ -58,7 +63,10 @@ def solo_learn_status() -> tuple[bool, str]:
             f"omegaconf/Lightning-2 API ({error}).\n{SOLO_INSTALL_HINT}"
         )
     except Exception as error:
-        return False, f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}"
+        return (
+            False,
+            f"solo-learn is installed but fails to import ({type(error).__name__}: {error}).\n{SOLO_INSTALL_HINT}",
+        )
     if not isinstance(METHODS, dict) or not hasattr(BaseMethod, "add_and_assert_specific_cfg"):
         return False, f"the installed solo-learn has an unexpected method registry/BaseMethod.\n{SOLO_INSTALL_HINT}"
     return True, "ok"
@@ -82,12 +90,10 @@ def register() -> None:
 
     current = solo.methods.METHODS.get("sfrik")
     if current is not None and current is not SFRIK:
-        raise RuntimeError(
-            f"solo.methods.METHODS['sfrik'] is already taken by {current!r}; refusing to replace it"
-        )
+        raise RuntimeError(f"solo.methods.METHODS['sfrik'] is already taken by {current!r}; refusing to replace it")
     solo.methods.METHODS["sfrik"] = SFRIK
     # attribute access like solo's own methods: ``from solo.methods import SFRIK``
-    setattr(solo.methods, "SFRIK", SFRIK)
+    solo.methods.SFRIK = SFRIK
     if hasattr(solo.methods, "__all__") and "SFRIK" not in solo.methods.__all__:
         solo.methods.__all__.append("SFRIK")
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 from ..data.transforms import classifier_train_transform, eval_transform
 
@@ -38,7 +38,7 @@ _COMMAND_ENV = "SFRIK_SOLO_CLI_COMMAND"
 # config handling
 
 
-def packaged_configs(kind: str) -> List[str]:
+def packaged_configs(kind: str) -> list[str]:
     """Names of the configs shipped for ``kind`` ("pretrain", "linear" or "knn"), e.g. "cifar10/sfrik"."""
     root = CONFIG_ROOT / kind
     names = []
@@ -50,7 +50,7 @@ def packaged_configs(kind: str) -> List[str]:
     return names
 
 
-def _rewrite_config_args(argv: List[str], kind: str) -> List[str]:
+def _rewrite_config_args(argv: list[str], kind: str) -> list[str]:
     """Makes ``--config-path`` absolute (relative to the current directory, not to this file)
     and turns ``--config-name <dataset>/<name>`` into the packaged folder + name."""
     # hydra's argparse wants options before overrides: bring the config options to the front
@@ -62,7 +62,11 @@ def _rewrite_config_args(argv: List[str], kind: str) -> List[str]:
             front += argv[i : i + 2]
             i += 2
             continue
-        (front if arg.startswith(("--config-path=", "--config-name=", "--config-dir=", "-cp=", "-cn=", "-cd=")) else rest).append(arg)
+        (
+            front
+            if arg.startswith(("--config-path=", "--config-name=", "--config-dir=", "-cp=", "-cn=", "-cd="))
+            else rest
+        ).append(arg)
         i += 1
     argv = front + rest
     path_i = name_i = None
@@ -241,7 +245,7 @@ def _loggers(cfg, model=None) -> tuple:
     return (loggers[0] if len(loggers) == 1 else loggers), callbacks
 
 
-def _resume(cfg, subdir: str) -> Optional[str]:
+def _resume(cfg, subdir: str) -> str | None:
     """solo-learn's resume rules: an explicit ``resume_from_checkpoint``, else the auto-resumer."""
     from solo.utils.auto_resumer import AutoResumer
 
@@ -287,7 +291,7 @@ class _ProgressPrinter:
         return ProgressPrinter()
 
 
-def _format_metrics(metrics: Dict[str, Any], prefixes: Sequence[str]) -> str:
+def _format_metrics(metrics: dict[str, Any], prefixes: Sequence[str]) -> str:
     parts = []
     for key in sorted(metrics):
         if key.startswith(tuple(prefixes)) and not key.endswith("_step"):
@@ -297,7 +301,7 @@ def _format_metrics(metrics: Dict[str, Any], prefixes: Sequence[str]) -> str:
     return " ".join(parts)
 
 
-def _final_metrics(trainer) -> Dict[str, float]:
+def _final_metrics(trainer) -> dict[str, float]:
     out = {}
     for key, value in trainer.callback_metrics.items():
         try:
@@ -368,12 +372,9 @@ def _pretrain_train_loader(cfg):
     )
 
     if cfg.data.format == "dali":
-        raise NotImplementedError(
-            "data.format=dali is not wired into sfrik-pretrain yet; use image_folder or h5"
-        )
+        raise NotImplementedError("data.format=dali is not wired into sfrik-pretrain yet; use image_folder or h5")
     pipelines = [
-        NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug), aug.num_crops)
-        for aug in cfg.augmentations
+        NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug), aug.num_crops) for aug in cfg.augmentations
     ]
     transform = FullTransformPipeline(pipelines)
     if cfg.debug_augmentations:
@@ -389,7 +390,7 @@ def _pretrain_train_loader(cfg):
     return prepare_dataloader(dataset, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers)
 
 
-def run_pretrain(cfg) -> Dict[str, Any]:
+def run_pretrain(cfg) -> dict[str, Any]:
     """Pretrains ``METHODS[cfg.method]`` from a solo-learn pretraining config (a DictConfig).
 
     Returns ``{"trainer", "model", "checkpoint" (last checkpoint path or None), "metrics"}``.
@@ -458,7 +459,7 @@ def run_pretrain(cfg) -> Dict[str, Any]:
 # loading a backbone the way solo-learn's linear evaluation does
 
 
-def backbone_state_dict(path: str) -> Dict[str, Any]:
+def backbone_state_dict(path: str) -> dict[str, Any]:
     """The backbone weights of a checkpoint, without the ``backbone.`` prefix.
 
     Accepts solo-learn / Lightning checkpoints (``state_dict`` with ``backbone.*`` keys, the rule
@@ -497,7 +498,7 @@ def load_backbone(backbone, path: str) -> None:
         warnings.warn(f"{path}: ignoring {len(unexpected)} unexpected weight(s), e.g. {unexpected[:5]}")
 
 
-def build_backbone(cfg, method: Optional[str] = None):
+def build_backbone(cfg, method: str | None = None):
     """A solo-learn backbone without its fc layer, with the CIFAR stem for cifar10/100."""
     import torch.nn as nn
     from solo.methods.base import BaseMethod
@@ -543,7 +544,7 @@ def _classification_loaders(cfg, train_transform=None, val_transform=None):
     return prepare_dataloaders(train_ds, val_ds, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers)
 
 
-def run_linear(cfg) -> Dict[str, Any]:
+def run_linear(cfg) -> dict[str, Any]:
     """Offline linear evaluation (frozen backbone, or fine-tuning with ``finetune=true``).
 
     Returns ``{"trainer", "model", "checkpoint", "metrics"}``.
@@ -650,7 +651,7 @@ def _find_pretrain_checkpoint(cfg):
     return ckpt, args
 
 
-def run_knn(cfg) -> Dict[str, Any]:
+def run_knn(cfg) -> dict[str, Any]:
     """Weighted kNN on frozen features of a pretrained model (backbone and/or projector features).
 
     Returns ``{"results": [{"feature_type", "k", "distance_fx", "T", "acc1", "acc5"}, ...]}``.

@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import os
 import time
 from pathlib import Path
-from typing import List
 
 
-def _compose(kind: str, name: str, overrides: List[str]):
+def _compose(kind: str, name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -37,7 +35,7 @@ def _compose(kind: str, name: str, overrides: List[str]):
     return cfg
 
 
-def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int) -> List[str]:
+def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int) -> list[str]:
     """The demo's changes to the shipped ``custom/sfrik`` config (28 px grey images, 2 CPU cores)."""
     crop = 28
     aug = []
@@ -48,7 +46,7 @@ def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int)
             f"augmentations.{i}.gaussian_blur.prob=0.0",  # blur destroys 28 px images
         ]
     return [
-        f"name=sfrik-fashion-mnist-demo",
+        "name=sfrik-fashion-mnist-demo",
         f"data.train_path={data['train']}",
         f"data.val_path={data['val']}",
         "data.num_workers=1",
@@ -78,7 +76,7 @@ def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int)
     ]
 
 
-def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_size: int) -> List[str]:
+def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_size: int) -> list[str]:
     return [
         "name=sfrik-fashion-mnist-demo-linear",
         f"pretrained_feature_extractor={ckpt}",
@@ -104,7 +102,7 @@ def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_s
     ]
 
 
-def _show(command: str, config: str, overrides: List[str]) -> None:
+def _show(command: str, config: str, overrides: list[str]) -> None:
     quoted = " ".join(f"'{o}'" if "[" in o else o for o in overrides)
     print(f"\n[sfrik-demo] equivalent command:\n  {command} --config-name {config} {quoted}\n", flush=True)
 

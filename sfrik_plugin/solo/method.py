@@ -13,7 +13,8 @@ The encoder stays at ``self.backbone`` and ``forward`` returns ``"z"`` next to s
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import omegaconf
 import torch
@@ -49,7 +50,7 @@ _LOSS_KWARGS = {
 #: Every ``method_kwargs`` key SFRIK accepts, with its default: the loss defaults come from
 #: :data:`sfrik_plugin.SFRIK_LOSS_DEFAULTS` (the paper's ResNet-18 setting), the projector
 #: defaults are the paper's 8192-8192-8192 (ResNet-18, q = 8192).
-SFRIK_METHOD_DEFAULTS: Dict[str, Any] = {
+SFRIK_METHOD_DEFAULTS: dict[str, Any] = {
     "proj_hidden_dim": 8192,
     "proj_hidden_layers": 2,
     "proj_output_dim": 8192,
@@ -57,7 +58,7 @@ SFRIK_METHOD_DEFAULTS: Dict[str, Any] = {
     "reg_small": True,
 }
 
-SFRIK_METHOD_KWARGS_HELP: Dict[str, str] = {
+SFRIK_METHOD_KWARGS_HELP: dict[str, str] = {
     "proj_hidden_dim": "width of the projector's hidden layers: an int, or a list of widths (one per layer)",
     "proj_hidden_layers": "number of Linear-BN-ReLU hidden layers when proj_hidden_dim is an int",
     "proj_output_dim": "q, the embedding dimension (sphere S^{q-1}); >= 2",
@@ -87,7 +88,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _hidden_dims(kwargs: Mapping[str, Any], user_keys: Sequence[str]) -> List[int]:
+def _hidden_dims(kwargs: Mapping[str, Any], user_keys: Sequence[str]) -> list[int]:
     hidden = kwargs["proj_hidden_dim"]
     layers = kwargs["proj_hidden_layers"]
     if not _is_int(layers) or layers < 0:
@@ -107,7 +108,7 @@ def _hidden_dims(kwargs: Mapping[str, Any], user_keys: Sequence[str]) -> List[in
     return dims
 
 
-def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validates SFRIK's ``method_kwargs`` and returns them complete (defaults filled in).
 
     Raises ``ValueError`` naming the offending key for: unknown keys (solo-learn itself would
@@ -120,16 +121,13 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> Dict[str, Any
     if unknown:
         allowed = ", ".join(sorted(SFRIK_METHOD_DEFAULTS))
         raise ValueError(
-            f"unknown method_kwargs key(s) for method 'sfrik': {', '.join(unknown)}. "
-            f"Allowed keys: {allowed}"
+            f"unknown method_kwargs key(s) for method 'sfrik': {', '.join(unknown)}. Allowed keys: {allowed}"
         )
     kwargs = {**SFRIK_METHOD_DEFAULTS, **user}
 
     q = kwargs["proj_output_dim"]
     if not _is_int(q) or q < 2:
-        raise ValueError(
-            f"method_kwargs.proj_output_dim (q, the sphere dimension) must be an integer >= 2, got {q!r}"
-        )
+        raise ValueError(f"method_kwargs.proj_output_dim (q, the sphere dimension) must be an integer >= 2, got {q!r}")
     kwargs["proj_hidden_dim"] = _plain(kwargs["proj_hidden_dim"])
     _hidden_dims(kwargs, list(user))
     for key in ("sim_coeff", "mmd_coeff"):
@@ -154,7 +152,7 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> Dict[str, Any
 
 def build_projector(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
     """The paper's projector: (Linear → BatchNorm1d → ReLU) per hidden width, then Linear without bias."""
-    layers: List[nn.Module] = []
+    layers: list[nn.Module] = []
     prev = in_dim
     for width in hidden_dims:
         layers += [nn.Linear(prev, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
@@ -174,9 +172,7 @@ class SFRIK(BaseMethod):
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)  # calls add_and_assert_specific_cfg, which validates method_kwargs
         kwargs = cfg.method_kwargs
-        self.loss_kwargs: Dict[str, Any] = {
-            loss_key: _plain(kwargs[key]) for key, loss_key in _LOSS_KWARGS.items()
-        }
+        self.loss_kwargs: dict[str, Any] = {loss_key: _plain(kwargs[key]) for key, loss_key in _LOSS_KWARGS.items()}
         self.loss_kwargs["weights"] = tuple(self.loss_kwargs["weights"])
         self.reg_small: bool = bool(kwargs.reg_small)
         hidden = _hidden_dims(_plain(kwargs), [])
@@ -197,15 +193,15 @@ class SFRIK(BaseMethod):
         return cfg
 
     @property
-    def learnable_params(self) -> List[Dict[str, Any]]:
+    def learnable_params(self) -> list[dict[str, Any]]:
         return super().learnable_params + [{"name": "projector", "params": self.projector.parameters()}]
 
-    def forward(self, X: torch.Tensor) -> Dict[str, Any]:
+    def forward(self, X: torch.Tensor) -> dict[str, Any]:
         out = super().forward(X)
         out["z"] = self.projector(out["feats"])
         return out
 
-    def multicrop_forward(self, X: torch.Tensor) -> Dict[str, Any]:
+    def multicrop_forward(self, X: torch.Tensor) -> dict[str, Any]:
         out = super().multicrop_forward(X)
         out["z"] = self.projector(out["feats"])
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from .convert import (
     CONVERT_TARGETS,
@@ -46,18 +46,41 @@ from .download import (
 from .manifest import ManifestError, ModelEntry, UnknownModelError, get_entry, list_models, load_manifest
 
 __all__ = [
-    "CONVERT_TARGETS", "LOAD_TARGETS", "ChecksumError", "ConversionError", "ManifestError",
-    "ModelEntry", "UnknownModelError", "UnverifiedDownloadWarning", "ZooDownloadError",
-    "build_model", "cache_dir", "check_backbone", "convert", "download", "extract_backbone",
-    "extract_archive", "fetch_url", "get_entry", "list_models", "load_checkpoint", "load_manifest",
-    "load_model", "load_pretrained", "sha256_file", "to_official", "to_solo", "to_timm",
-    "to_torchvision", "weights_path",
+    "CONVERT_TARGETS",
+    "LOAD_TARGETS",
+    "ChecksumError",
+    "ConversionError",
+    "ManifestError",
+    "ModelEntry",
+    "UnknownModelError",
+    "UnverifiedDownloadWarning",
+    "ZooDownloadError",
+    "build_model",
+    "cache_dir",
+    "check_backbone",
+    "convert",
+    "download",
+    "extract_backbone",
+    "extract_archive",
+    "fetch_url",
+    "get_entry",
+    "list_models",
+    "load_checkpoint",
+    "load_manifest",
+    "load_model",
+    "load_pretrained",
+    "sha256_file",
+    "to_official",
+    "to_solo",
+    "to_timm",
+    "to_torchvision",
+    "weights_path",
 ]
 
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt")
 
 
-def extract_archive(archive: Union[str, os.PathLike], dest: Union[str, os.PathLike]) -> Path:
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """Extract a tar(.gz) safely into ``dest`` (no absolute paths, ``..``, links out, devices).
 
     Extraction goes to ``dest + '.tmp'`` first and is renamed when complete.
@@ -112,10 +135,10 @@ def load_pretrained(
     name: str,
     target: str = "timm",
     *,
-    cache: Optional[Union[str, os.PathLike]] = None,
-    sha256: Optional[str] = None,
+    cache: str | os.PathLike | None = None,
+    sha256: str | None = None,
     progress: bool = True,
-    manifest: Optional[Union[str, os.PathLike]] = None,
+    manifest: str | os.PathLike | None = None,
     **download_kwargs: Any,
 ):
     """Download (or find in the cache) a zoo model and hand it over as ``target``.
@@ -133,8 +156,7 @@ def load_pretrained(
             f"unknown target {target!r}; allowed: {', '.join(LOAD_TARGETS)} "
             f"(for solo-learn checkpoints use sfrik_plugin.zoo.to_solo or `sfrik-zoo convert --to solo`)"
         )
-    path = weights_path(name, cache=cache, sha256=sha256, progress=progress, manifest=manifest,
-                        **download_kwargs)
+    path = weights_path(name, cache=cache, sha256=sha256, progress=progress, manifest=manifest, **download_kwargs)
     obj = load_checkpoint(path)  # weights only: never executes code from a download
     if target == "state_dict":
         return to_official(obj)

@@ -14,15 +14,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
 import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
-
-import importlib
 
 from .download import UnverifiedDownloadWarning, ZooDownloadError, cache_dir, download, sha256_file
 from .manifest import (
@@ -64,7 +61,7 @@ def _loud_warnings():
                     print(f"warning: {w.message}", file=sys.stderr)
 
 
-def _fmt_size(n: Optional[int]) -> str:
+def _fmt_size(n: int | None) -> str:
     if n is None:
         return "?"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -79,15 +76,25 @@ def _cmd_list(args) -> int:
     rows = [("NAME", "ARCH", "DATASET", "EPOCHS", "q", "KIND", "TOP-1", "SIZE")]
     for e in entries.values():
         top1 = next((m["value"] for m in e.metrics if "top-1" in m["name"] and "linear" in m["name"]), None)
-        rows.append((e.name, e.architecture, e.dataset, str(e.epochs), str(e.q or "-"), e.kind,
-                     "-" if top1 is None else f"{top1}", _fmt_size(e.total_size)))
+        rows.append(
+            (
+                e.name,
+                e.architecture,
+                e.dataset,
+                str(e.epochs),
+                str(e.q or "-"),
+                e.kind,
+                "-" if top1 is None else f"{top1}",
+                _fmt_size(e.total_size),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
 
-def _card_file(entry: ModelEntry) -> Optional[Path]:
+def _card_file(entry: ModelEntry) -> Path | None:
     if not entry.card:
         return None
     for base in (Path.cwd(), _REPO_ROOT):
@@ -107,7 +114,7 @@ def _cmd_info(args) -> int:
     print(f"  dataset      : {e.dataset}, {e.epochs} epochs, batch {e.batch_size or '?'}")
     print(f"  q            : {e.q or '?'}   projector: {e.projector or '?'}")
     if e.kernel:
-        print(f"  kernel       : " + ", ".join(f"{k}={v}" for k, v in e.kernel.items() if k != "note"))
+        print("  kernel       : " + ", ".join(f"{k}={v}" for k, v in e.kernel.items() if k != "note"))
     print(f"  format       : {e.format} ({e.kind})")
     for m in e.metrics:
         print(f"  metric       : {m['name']} = {m['value']}  [source: {m['source']}]")
@@ -117,8 +124,9 @@ def _cmd_info(args) -> int:
         print(f"  {'':<13}  size {_fmt_size(f.size)}, sha256 {f.sha256 or 'UNKNOWN (not verifiable)'}")
     if e.assembled:
         a = e.assembled
-        print(f"  assembled    : {a.filename}, size {_fmt_size(a.size)}, "
-              f"sha256 {a.sha256 or 'UNKNOWN (not verifiable)'}")
+        print(
+            f"  assembled    : {a.filename}, size {_fmt_size(a.size)}, sha256 {a.sha256 or 'UNKNOWN (not verifiable)'}"
+        )
     print(f"  license      : {e.license}")
     if e.source:
         print(f"  source       : {e.source}")
@@ -133,8 +141,13 @@ def _cmd_info(args) -> int:
 
 
 def _download_kwargs(args):
-    return dict(cache=args.cache, progress=not args.no_progress, timeout=args.timeout,
-                retries=args.retries, manifest=args.manifest)
+    return dict(
+        cache=args.cache,
+        progress=not args.no_progress,
+        timeout=args.timeout,
+        retries=args.retries,
+        manifest=args.manifest,
+    )
 
 
 def _cmd_download(args) -> int:
@@ -144,7 +157,7 @@ def _cmd_download(args) -> int:
     return 0
 
 
-def _parse_set(items: List[str]) -> dict:
+def _parse_set(items: list[str]) -> dict:
     out: dict = {}
     for item in items or []:
         if "=" not in item:
@@ -176,9 +189,17 @@ def _cmd_convert(args) -> int:
             src = weights_path(entry.name, sha256=args.sha256, **_download_kwargs(args))
     if args.to == "solo":
         out = conv.convert(
-            src, "solo", args.output, arch=args.arch, trust_pickle=args.trust_pickle,
-            name=args.name or (entry.name if entry else "sfrik-zoo"), method=args.method,
-            dataset=args.dataset, epochs=args.epochs, entry=entry, extra_args=_parse_set(args.set),
+            src,
+            "solo",
+            args.output,
+            arch=args.arch,
+            trust_pickle=args.trust_pickle,
+            name=args.name or (entry.name if entry else "sfrik-zoo"),
+            method=args.method,
+            dataset=args.dataset,
+            epochs=args.epochs,
+            entry=entry,
+            extra_args=_parse_set(args.set),
         )
         print(f"wrote {out} and {out.parent / 'args.json'}", file=sys.stderr)
     else:
@@ -282,19 +303,35 @@ def _cmd_add(args) -> int:
         kernel["L"] = args.L
     if args.kernel_weights:
         kernel["weights"] = [float(x) for x in args.kernel_weights.split(",")]
-    cards_dir = Path(args.cards_dir) if args.cards_dir else (
-        _REPO_ROOT / "zoo" / "cards" if (_REPO_ROOT / "zoo" / "cards").is_dir() else Path("zoo/cards"))
+    cards_dir = (
+        Path(args.cards_dir)
+        if args.cards_dir
+        else (_REPO_ROOT / "zoo" / "cards" if (_REPO_ROOT / "zoo" / "cards").is_dir() else Path("zoo/cards"))
+    )
     card_path = cards_dir / f"{args.name}.md"
     try:
         card_ref = str(card_path.resolve().relative_to(_REPO_ROOT))
     except ValueError:
         card_ref = str(card_path)
     entry = ModelEntry(
-        name=args.name, architecture=arch, dataset=args.dataset, epochs=args.epochs, files=files,
-        license=args.license, kind=kind, format=fmt, stem=stem, description=args.description or "",
-        batch_size=args.batch_size, q=args.q, projector=args.projector, kernel=kernel,
-        metrics=[_parse_metric(m) for m in args.metric or []], assembled=assembled,
-        source=args.source, card=card_ref,
+        name=args.name,
+        architecture=arch,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        files=files,
+        license=args.license,
+        kind=kind,
+        format=fmt,
+        stem=stem,
+        description=args.description or "",
+        batch_size=args.batch_size,
+        q=args.q,
+        projector=args.projector,
+        kernel=kernel,
+        metrics=[_parse_metric(m) for m in args.metric or []],
+        assembled=assembled,
+        source=args.source,
+        card=card_ref,
     )
     target_manifest = Path(args.manifest) if args.manifest else manifest_path()
     add_entry(entry, target_manifest, replace=args.replace)
@@ -303,31 +340,49 @@ def _cmd_add(args) -> int:
     else:
         card_path.parent.mkdir(parents=True, exist_ok=True)
         out = assembled or files[0]
-        card_path.write_text(_CARD_TEMPLATE.format(
-            name=entry.name, description=entry.description or "TODO: one-paragraph description.",
-            architecture=arch, stem=stem, dataset=entry.dataset, epochs=entry.epochs,
-            batch_size=entry.batch_size or "?", q=entry.q or "?", projector=entry.projector or "?",
-            kernel=", ".join(f"{k}={v}" for k, v in kernel.items()) or "?", format=fmt,
-            size=out.size, sha256=out.sha256, license=entry.license,
-            files="\n".join(f"- `{f.filename}` ({f.size} bytes, sha256 `{f.sha256}`): {f.url}" for f in files),
-            metrics="\n".join(f"- {m['name']}: {m['value']} (source: {m['source']})" for m in entry.metrics)
-            or "- none reported yet",
-        ), encoding="utf-8")
+        card_path.write_text(
+            _CARD_TEMPLATE.format(
+                name=entry.name,
+                description=entry.description or "TODO: one-paragraph description.",
+                architecture=arch,
+                stem=stem,
+                dataset=entry.dataset,
+                epochs=entry.epochs,
+                batch_size=entry.batch_size or "?",
+                q=entry.q or "?",
+                projector=entry.projector or "?",
+                kernel=", ".join(f"{k}={v}" for k, v in kernel.items()) or "?",
+                format=fmt,
+                size=out.size,
+                sha256=out.sha256,
+                license=entry.license,
+                files="\n".join(f"- `{f.filename}` ({f.size} bytes, sha256 `{f.sha256}`): {f.url}" for f in files),
+                metrics="\n".join(f"- {m['name']}: {m['value']} (source: {m['source']})" for m in entry.metrics)
+                or "- none reported yet",
+            ),
+            encoding="utf-8",
+        )
     print(f"added {entry.name} to {target_manifest} (sha256 {(assembled or files[0]).sha256}); card: {card_path}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Pretrained SFRIK models: list, download, convert, publish.")
-    p.add_argument("--manifest", default=None, help="manifest JSON to use (default: the packaged one, or $SFRIK_ZOO_MANIFEST)")
+    p.add_argument(
+        "--manifest", default=None, help="manifest JSON to use (default: the packaged one, or $SFRIK_ZOO_MANIFEST)"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def net(sp):
-        sp.add_argument("--cache", default=None, help="cache directory (default: $SFRIK_ZOO_CACHE or ~/.cache/sfrik-plugin/zoo)")
+        sp.add_argument(
+            "--cache", default=None, help="cache directory (default: $SFRIK_ZOO_CACHE or ~/.cache/sfrik-plugin/zoo)"
+        )
         sp.add_argument("--no-progress", action="store_true", help="no progress bar")
         sp.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry (default 30)")
         sp.add_argument("--retries", type=int, default=3, help="resume attempts after an interruption (default 3)")
-        sp.add_argument("--sha256", default=None, help="expected sha256 of the final file (pins it when the manifest has none)")
+        sp.add_argument(
+            "--sha256", default=None, help="expected sha256 of the final file (pins it when the manifest has none)"
+        )
 
     s = sub.add_parser("list", help="list the models of the zoo")
     s.set_defaults(func=_cmd_list)
@@ -350,11 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", required=True, choices=conv.CONVERT_TARGETS, help="target format")
     s.add_argument("-o", "--output", required=True, help="output file (.pth), or directory for --to solo")
     s.add_argument("--arch", default=None, help="expected architecture (default: inferred)")
-    s.add_argument("--trust-pickle", action="store_true", help="allow non-tensor objects in a checkpoint you made yourself")
+    s.add_argument(
+        "--trust-pickle", action="store_true", help="allow non-tensor objects in a checkpoint you made yourself"
+    )
     g = s.add_argument_group("solo-learn output (--to solo)")
     g.add_argument("--name", default=None, help="run name written into args.json / the ckpt file name")
     g.add_argument("--method", default="sfrik", help="solo-learn method key written into args.json (default sfrik)")
-    g.add_argument("--dataset", default=None, help="solo-learn dataset name (decides the stem; default from the manifest)")
+    g.add_argument(
+        "--dataset", default=None, help="solo-learn dataset name (decides the stem; default from the manifest)"
+    )
     g.add_argument("--epochs", type=int, default=None, help="epoch number recorded in the checkpoint")
     g.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override an args.json value (JSON value)")
     net(s)
@@ -362,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("add", help="add a model you trained to the manifest (+ model card)")
     s.add_argument("name")
-    s.add_argument("--file", action="append", required=True, help="local copy of the published file (repeat for parts, in order)")
+    s.add_argument(
+        "--file", action="append", required=True, help="local copy of the published file (repeat for parts, in order)"
+    )
     s.add_argument("--url", action="append", required=True, help="where --file is published (repeat, same order)")
     s.add_argument("--assembled-filename", default=None, help="name of the concatenation of several parts")
     s.add_argument("--architecture", default="auto", help="resnet18/34/50/101 (default: inferred from the weights)")
@@ -385,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -39,14 +39,15 @@ import json
 import os
 import pickle
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 #: ResNet depths the converters understand: block type and blocks per stage.
-ARCHS: Dict[str, Tuple[str, Tuple[int, int, int, int]]] = {
+ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
     "resnet18": ("basic", (2, 2, 2, 2)),
     "resnet34": ("basic", (3, 4, 6, 3)),
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
@@ -76,7 +77,7 @@ def _check_choice(value: str, allowed, what: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def load_checkpoint(path: Union[str, os.PathLike], trust_pickle: bool = False) -> Any:
+def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -> Any:
     """``torch.load`` on CPU, refusing arbitrary pickled objects unless ``trust_pickle``.
 
     Weight files only need tensors and plain containers, which ``weights_only=True`` loads
@@ -98,7 +99,7 @@ def load_checkpoint(path: Union[str, os.PathLike], trust_pickle: bool = False) -
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def extract_backbone(obj: Any) -> Tuple["OrderedDict[str, torch.Tensor]", List[str]]:
+def extract_backbone(obj: Any) -> tuple[OrderedDict[str, torch.Tensor], list[str]]:
     """Find the backbone weights in a checkpoint-like object.
 
     Returns ``(state_dict, dropped_keys)`` where ``state_dict`` has bare ResNet names.
@@ -115,26 +116,26 @@ def extract_backbone(obj: Any) -> Tuple["OrderedDict[str, torch.Tensor]", List[s
         if isinstance(inner, Mapping) and inner and not isinstance(inner, torch.Tensor):
             sd = inner
             break
-    tensors: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    tensors: OrderedDict[str, torch.Tensor] = OrderedDict()
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
             continue
         for p in _PREFIXES_TO_STRIP:
             while k.startswith(p):
-                k = k[len(p):]
+                k = k[len(p) :]
         tensors[k] = v
     if not tensors:
         raise ConversionError("no tensors found in the checkpoint")
 
-    dropped: List[str] = []
+    dropped: list[str] = []
     prefix = next((p for p in _BACKBONE_PREFIXES if any(k.startswith(p) for k in tensors)), None)
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for k, v in tensors.items():
         if prefix is not None:
             if not k.startswith(prefix):
                 dropped.append(k)  # projector.*, classifier.*, momentum_backbone.*, ...
                 continue
-            k = k[len(prefix):]
+            k = k[len(prefix) :]
         if k.startswith("fc."):
             dropped.append(k)  # a classifier is not part of the backbone
             continue
@@ -188,7 +189,7 @@ def _torchvision_model(arch: str, device=None) -> nn.Module:
         return fn(weights=None)
 
 
-def _reference_shapes(arch: str, stem: str) -> "OrderedDict[str, torch.Size]":
+def _reference_shapes(arch: str, stem: str) -> OrderedDict[str, torch.Size]:
     model = _torchvision_model(arch, device="meta")  # no memory, no init cost
     shapes = OrderedDict((k, v.shape) for k, v in model.state_dict().items() if not k.startswith("fc."))
     if stem == "cifar":
@@ -196,7 +197,7 @@ def _reference_shapes(arch: str, stem: str) -> "OrderedDict[str, torch.Size]":
     return shapes
 
 
-def check_backbone(sd: Mapping[str, torch.Tensor], arch: Optional[str] = None) -> Tuple[str, str]:
+def check_backbone(sd: Mapping[str, torch.Tensor], arch: str | None = None) -> tuple[str, str]:
     """Check that ``sd`` is exactly a ResNet backbone (no more, no less); return (arch, stem)."""
     found = infer_arch(sd)
     if arch is not None and arch != "auto":
@@ -218,14 +219,14 @@ def check_backbone(sd: Mapping[str, torch.Tensor], arch: Optional[str] = None) -
     return found, stem
 
 
-def _ordered_copy(sd: Mapping[str, torch.Tensor], order) -> "OrderedDict[str, torch.Tensor]":
+def _ordered_copy(sd: Mapping[str, torch.Tensor], order) -> OrderedDict[str, torch.Tensor]:
     return OrderedDict((k, sd[k].detach().clone().contiguous()) for k in order)
 
 
 # --------------------------------------------------------------------------- targets
 
 
-def to_official(obj: Any, arch: Optional[str] = None) -> "OrderedDict[str, torch.Tensor]":
+def to_official(obj: Any, arch: str | None = None) -> OrderedDict[str, torch.Tensor]:
     """Backbone state_dict in the official SFRIK format (what ``evaluate.py`` loads).
 
     Example::
@@ -238,12 +239,12 @@ def to_official(obj: Any, arch: Optional[str] = None) -> "OrderedDict[str, torch
     return _ordered_copy(sd, _reference_shapes(found, stem))
 
 
-def to_torchvision(obj: Any, arch: Optional[str] = None) -> "OrderedDict[str, torch.Tensor]":
+def to_torchvision(obj: Any, arch: str | None = None) -> OrderedDict[str, torch.Tensor]:
     """state_dict for ``torchvision.models.<arch>()``: loads with only ``fc.*`` missing."""
     return to_official(obj, arch)
 
 
-def to_timm(obj: Any, arch: Optional[str] = None) -> "OrderedDict[str, torch.Tensor]":
+def to_timm(obj: Any, arch: str | None = None) -> OrderedDict[str, torch.Tensor]:
     """state_dict for ``timm.create_model(arch)``: loads with only ``fc.*`` missing.
 
     The names are checked against a real timm model (built on the meta device, nothing is
@@ -259,7 +260,7 @@ def to_timm(obj: Any, arch: Optional[str] = None) -> "OrderedDict[str, torch.Ten
     return _ordered_copy(sd, ref)
 
 
-def _deep_merge(base: Dict[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in extra.items():
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
             _deep_merge(base[k], v)
@@ -268,9 +269,15 @@ def _deep_merge(base: Dict[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any
     return base
 
 
-_SOLO_DATASETS = {"imagenet-1k": ("imagenet", 1000), "imagenet": ("imagenet", 1000),
-                  "imagenet100": ("imagenet100", 100), "imagenet-100": ("imagenet100", 100),
-                  "cifar10": ("cifar10", 10), "cifar100": ("cifar100", 100), "stl10": ("stl10", 10)}
+_SOLO_DATASETS = {
+    "imagenet-1k": ("imagenet", 1000),
+    "imagenet": ("imagenet", 1000),
+    "imagenet100": ("imagenet100", 100),
+    "imagenet-100": ("imagenet100", 100),
+    "cifar10": ("cifar10", 10),
+    "cifar100": ("cifar100", 100),
+    "stl10": ("stl10", 10),
+}
 
 
 def solo_args(
@@ -279,11 +286,11 @@ def solo_args(
     *,
     name: str,
     method: str = "sfrik",
-    dataset: Optional[str] = None,
+    dataset: str | None = None,
     epochs: int = 0,
     entry: Any = None,
-    extra: Optional[Mapping[str, Any]] = None,
-) -> Dict[str, Any]:
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``args.json`` content written next to a converted solo-learn checkpoint.
 
     It is a complete solo-learn config (the keys ``BaseMethod`` reads) so that
@@ -300,11 +307,11 @@ def solo_args(
             f"dataset {dataset!r} makes solo-learn build a {'cifar' if stem != 'cifar' else 'imagenet'} "
             f"stem but the weights have a {stem} stem; pass a matching dataset"
         )
-    dims: List[int] = []
+    dims: list[int] = []
     if entry is not None and getattr(entry, "projector", None):
         dims = [int(x) for x in entry.projector.split("-")]
     kernel = getattr(entry, "kernel", None) or {}
-    method_kwargs: Dict[str, Any] = {}
+    method_kwargs: dict[str, Any] = {}
     if method == "sfrik":
         # the keys of our solo-learn adapter (sfrik_plugin.solo.method), which rejects unknown ones
         if dims:
@@ -316,20 +323,39 @@ def solo_args(
                 method_kwargs[key] = kernel[key]
     else:
         # other solo-learn methods (vicreg, barlow, ...) take one int hidden width
-        method_kwargs = {"proj_hidden_dim": dims[0] if len(dims) > 1 else 2048,
-                         "proj_output_dim": dims[-1] if dims else 2048}
-    cfg: Dict[str, Any] = {
+        method_kwargs = {
+            "proj_hidden_dim": dims[0] if len(dims) > 1 else 2048,
+            "proj_output_dim": dims[-1] if dims else 2048,
+        }
+    cfg: dict[str, Any] = {
         "name": name,
         "method": method,
         "backbone": {"name": arch, "kwargs": {}},
         "method_kwargs": method_kwargs,
-        "data": {"dataset": solo_ds, "num_classes": num_classes, "num_large_crops": 2,
-                 "num_small_crops": 0, "format": "image_folder"},
-        "optimizer": {"name": "lars", "batch_size": 256, "lr": 0.4, "classifier_lr": 0.1,
-                      "weight_decay": 1e-6, "exclude_bias_n_norm_wd": True,
-                      "kwargs": {"eta": 0.001, "clip_lr": True, "exclude_bias_n_norm": True}},
-        "scheduler": {"name": "warmup_cosine", "warmup_epochs": 10, "min_lr": 0.0,
-                      "warmup_start_lr": 3e-5, "interval": "step", "lr_decay_steps": None},
+        "data": {
+            "dataset": solo_ds,
+            "num_classes": num_classes,
+            "num_large_crops": 2,
+            "num_small_crops": 0,
+            "format": "image_folder",
+        },
+        "optimizer": {
+            "name": "lars",
+            "batch_size": 256,
+            "lr": 0.4,
+            "classifier_lr": 0.1,
+            "weight_decay": 1e-6,
+            "exclude_bias_n_norm_wd": True,
+            "kwargs": {"eta": 0.001, "clip_lr": True, "exclude_bias_n_norm": True},
+        },
+        "scheduler": {
+            "name": "warmup_cosine",
+            "warmup_epochs": 10,
+            "min_lr": 0.0,
+            "warmup_start_lr": 3e-5,
+            "interval": "step",
+            "lr_decay_steps": None,
+        },
         "max_epochs": int(epochs),
         "accumulate_grad_batches": 1,
         "knn_eval": {"enabled": False, "k": 20, "distance_func": "euclidean"},
@@ -348,14 +374,14 @@ def solo_args(
 
 def to_solo(
     obj: Any,
-    out_dir: Union[str, os.PathLike],
+    out_dir: str | os.PathLike,
     *,
     name: str = "sfrik-zoo",
     method: str = "sfrik",
-    dataset: Optional[str] = None,
-    epochs: Optional[int] = None,
+    dataset: str | None = None,
+    epochs: int | None = None,
     entry: Any = None,
-    extra_args: Optional[Mapping[str, Any]] = None,
+    extra_args: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a solo-learn checkpoint directory (``<name>-ep=<epochs>.ckpt`` + ``args.json``).
 
@@ -370,8 +396,9 @@ def to_solo(
     arch, stem = infer_arch(sd), infer_stem(sd)
     if epochs is None:
         epochs = getattr(entry, "epochs", 0) or 0
-    args = solo_args(arch, stem, name=name, method=method, dataset=dataset, epochs=epochs,
-                     entry=entry, extra=extra_args)
+    args = solo_args(
+        arch, stem, name=name, method=method, dataset=dataset, epochs=epochs, entry=entry, extra=extra_args
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stale = [p.name for p in out.glob("*.ckpt")]
@@ -401,7 +428,7 @@ def _lightning_version() -> str:
         return "2.1.2"
 
 
-def _atomic_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
+def _atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -411,11 +438,11 @@ def _atomic_save(obj: Any, path: Union[str, os.PathLike]) -> Path:
 
 
 def convert(
-    src: Union[str, os.PathLike, Mapping],
+    src: str | os.PathLike | Mapping,
     target: str,
-    out: Union[str, os.PathLike],
+    out: str | os.PathLike,
     *,
-    arch: Optional[str] = None,
+    arch: str | None = None,
     trust_pickle: bool = False,
     **solo_kwargs: Any,
 ) -> Path:

@@ -28,14 +28,13 @@ import hashlib
 import http.client
 import os
 import re
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple
 
 from .manifest import ModelEntry, check_sha256, get_entry
 
@@ -79,7 +78,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def sha256_file(path: Union[str, os.PathLike], chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -98,7 +97,7 @@ def _unverified(what: str, digest: str) -> None:
     )
 
 
-def _progress_bar(total: Optional[int], initial: int, desc: str, enabled: bool):
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
     try:
         from tqdm.auto import tqdm
     except ImportError:  # progress is a nicety, never a reason to fail
@@ -114,8 +113,14 @@ def _progress_bar(total: Optional[int], initial: int, desc: str, enabled: bool):
 
         return _Null()
     return tqdm(
-        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=desc, file=sys.stderr, leave=True,
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        file=sys.stderr,
+        leave=True,
     )
 
 
@@ -141,7 +146,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
             f"cannot reach {url}: {e.reason}. Check the network (or, offline, put the file "
             f"in the cache directory {cache_dir()})"
         ) from None
-    except (socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as e:
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise _Interrupted(f"{type(e).__name__}: {e}") from None
 
     with response:
@@ -167,8 +172,7 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
                 while True:
                     try:
                         block = response.read(_CHUNK)
-                    except (http.client.IncompleteRead, ConnectionError, socket.timeout,
-                            TimeoutError, http.client.HTTPException) as e:
+                    except (http.client.IncompleteRead, ConnectionError, TimeoutError, http.client.HTTPException) as e:
                         raise _Interrupted(f"{type(e).__name__} after {start + written} bytes") from None
                     if not block:
                         break
@@ -185,9 +189,9 @@ def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
 
 def fetch_url(
     url: str,
-    dest: Union[str, os.PathLike],
-    sha256: Optional[str] = None,
-    size: Optional[int] = None,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    size: int | None = None,
     *,
     progress: bool = True,
     timeout: float = 30.0,
@@ -263,7 +267,7 @@ def fetch_url(
     return FetchResult(dest, digest, False, sha256 is not None)
 
 
-def _assemble(parts, dest: Path, sha256: Optional[str]) -> str:
+def _assemble(parts, dest: Path, sha256: str | None) -> str:
     """Concatenate ``parts`` into ``dest`` via a temporary file; return the sha256."""
     tmp = dest.with_name(dest.name + ".part")
     h = hashlib.sha256()
@@ -287,16 +291,16 @@ def _assemble(parts, dest: Path, sha256: Optional[str]) -> str:
 
 
 def download(
-    name: Union[str, ModelEntry],
+    name: str | ModelEntry,
     *,
-    sha256: Optional[str] = None,
-    cache: Optional[Union[str, os.PathLike]] = None,
+    sha256: str | None = None,
+    cache: str | os.PathLike | None = None,
     progress: bool = True,
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 1.0,
     keep_parts: bool = False,
-    manifest: Optional[Union[str, os.PathLike]] = None,
+    manifest: str | os.PathLike | None = None,
 ) -> Path:
     """Fetch a zoo model into the cache (or find it there) and return the file's path.
 

@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 SCHEMA_VERSION = 1
@@ -41,25 +41,21 @@ class ManifestError(ValueError):
 class UnknownModelError(KeyError):
     """A model name that is not in the manifest."""
 
-    def __init__(self, name: str, known: List[str]):
+    def __init__(self, name: str, known: list[str]):
         self.name = name
         self.known = list(known)
         super().__init__(name)
 
     def __str__(self) -> str:  # KeyError would quote the whole message otherwise
-        return (
-            f"unknown model {self.name!r}; known models: {', '.join(self.known) or '(none)'}"
-        )
+        return f"unknown model {self.name!r}; known models: {', '.join(self.known) or '(none)'}"
 
 
-def check_sha256(value: Optional[str], what: str = "sha256") -> Optional[str]:
+def check_sha256(value: str | None, what: str = "sha256") -> str | None:
     """Return ``value`` lower-cased if it is a 64-hex-digit sha256 (or None), else raise."""
     if value is None:
         return None
     if not isinstance(value, str) or not _SHA256_RE.match(value.strip().lower()):
-        raise ManifestError(
-            f"{what}: {value!r} is not a sha256 (expected 64 hexadecimal digits, or null)"
-        )
+        raise ManifestError(f"{what}: {value!r} is not a sha256 (expected 64 hexadecimal digits, or null)")
     return value.strip().lower()
 
 
@@ -69,11 +65,11 @@ class FileSpec:
 
     filename: str
     url: str
-    size: Optional[int] = None
-    sha256: Optional[str] = None
+    size: int | None = None
+    sha256: str | None = None
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any], where: str) -> "FileSpec":
+    def from_dict(cls, d: dict[str, Any], where: str) -> FileSpec:
         for key in ("filename", "url"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ManifestError(f"{where}: missing or empty {key!r}")
@@ -87,7 +83,7 @@ class FileSpec:
             raise ManifestError(f"{where}: size {size!r} must be a non-negative integer or null")
         return cls(fname, d["url"], size, check_sha256(d.get("sha256"), f"{where}.sha256"))
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "url": self.url, "size": self.size, "sha256": self.sha256}
 
 
@@ -96,10 +92,10 @@ class AssembledSpec:
     """The file obtained by concatenating all parts of a multi-part entry, in order."""
 
     filename: str
-    size: Optional[int] = None
-    sha256: Optional[str] = None
+    size: int | None = None
+    sha256: str | None = None
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "size": self.size, "sha256": self.sha256}
 
 
@@ -111,21 +107,21 @@ class ModelEntry:
     architecture: str
     dataset: str
     epochs: int
-    files: List[FileSpec]
+    files: list[FileSpec]
     license: str
     kind: str = "backbone"
     format: str = "official-backbone"
     stem: str = "imagenet"
     description: str = ""
-    batch_size: Optional[int] = None
-    q: Optional[int] = None
-    projector: Optional[str] = None
-    kernel: Dict[str, Any] = field(default_factory=dict)
-    metrics: List[Dict[str, Any]] = field(default_factory=list)
-    assembled: Optional[AssembledSpec] = None
-    source: Optional[str] = None
-    paper: Optional[str] = None
-    card: Optional[str] = None
+    batch_size: int | None = None
+    q: int | None = None
+    projector: str | None = None
+    kernel: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    assembled: AssembledSpec | None = None
+    source: str | None = None
+    paper: str | None = None
+    card: str | None = None
 
     @property
     def output_filename(self) -> str:
@@ -133,21 +129,19 @@ class ModelEntry:
         return self.assembled.filename if self.assembled else self.files[0].filename
 
     @property
-    def output_sha256(self) -> Optional[str]:
+    def output_sha256(self) -> str | None:
         return self.assembled.sha256 if self.assembled else self.files[0].sha256
 
     @property
-    def total_size(self) -> Optional[int]:
+    def total_size(self) -> int | None:
         sizes = [f.size for f in self.files]
         return None if any(s is None for s in sizes) else sum(sizes)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "ModelEntry":
+    def from_dict(cls, d: dict[str, Any]) -> ModelEntry:
         name = d.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise ManifestError(
-                f"entry name {name!r} must be lower-case letters, digits, '.', '_' or '-'"
-            )
+            raise ManifestError(f"entry name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
         where = f"model {name!r}"
         for key in ("architecture", "dataset", "license"):
             if not isinstance(d.get(key), str) or not d[key]:
@@ -203,7 +197,7 @@ class ModelEntry:
             card=d.get("card"),
         )
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
@@ -233,7 +227,7 @@ def manifest_path() -> Path:
     return Path(env).expanduser() if env else MANIFEST_PATH
 
 
-def load_manifest(path: Optional[os.PathLike] = None) -> Dict[str, ModelEntry]:
+def load_manifest(path: os.PathLike | None = None) -> dict[str, ModelEntry]:
     """Read and validate a manifest; return ``{name: ModelEntry}`` in file order.
 
     Example::
@@ -250,10 +244,8 @@ def load_manifest(path: Optional[os.PathLike] = None) -> Dict[str, ModelEntry]:
     except json.JSONDecodeError as e:
         raise ManifestError(f"manifest {p} is not valid JSON: {e}") from None
     if raw.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(
-            f"manifest {p}: schema_version {raw.get('schema_version')!r} is not {SCHEMA_VERSION}"
-        )
-    entries: Dict[str, ModelEntry] = {}
+        raise ManifestError(f"manifest {p}: schema_version {raw.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    entries: dict[str, ModelEntry] = {}
     for d in raw.get("models", []):
         e = ModelEntry.from_dict(d)
         if e.name in entries:
@@ -262,12 +254,12 @@ def load_manifest(path: Optional[os.PathLike] = None) -> Dict[str, ModelEntry]:
     return entries
 
 
-def list_models(path: Optional[os.PathLike] = None) -> List[str]:
+def list_models(path: os.PathLike | None = None) -> list[str]:
     """Names of all models in the manifest, in manifest order."""
     return list(load_manifest(path))
 
 
-def get_entry(name: str, path: Optional[os.PathLike] = None) -> ModelEntry:
+def get_entry(name: str, path: os.PathLike | None = None) -> ModelEntry:
     """The manifest entry called ``name``; :class:`UnknownModelError` lists the known names."""
     entries = load_manifest(path)
     if name not in entries:
@@ -275,7 +267,7 @@ def get_entry(name: str, path: Optional[os.PathLike] = None) -> ModelEntry:
     return entries[name]
 
 
-def write_manifest(entries: Dict[str, ModelEntry], path: os.PathLike) -> None:
+def write_manifest(entries: dict[str, ModelEntry], path: os.PathLike) -> None:
     """Write ``entries`` to ``path`` atomically (temporary file, then rename)."""
     p = Path(path)
     data = {"schema_version": SCHEMA_VERSION, "models": [e.to_dict() for e in entries.values()]}
@@ -284,14 +276,12 @@ def write_manifest(entries: Dict[str, ModelEntry], path: os.PathLike) -> None:
     os.replace(tmp, p)
 
 
-def add_entry(entry: ModelEntry, path: Optional[os.PathLike] = None, replace: bool = False) -> None:
+def add_entry(entry: ModelEntry, path: os.PathLike | None = None, replace: bool = False) -> None:
     """Append ``entry`` to the manifest at ``path`` (validated by a round trip first)."""
     p = Path(path) if path is not None else manifest_path()
     entries = load_manifest(p) if p.exists() else {}
     entry = ModelEntry.from_dict(entry.to_dict())  # validate
     if entry.name in entries and not replace:
-        raise ManifestError(
-            f"model {entry.name!r} is already in {p}; pass replace=True (CLI: --replace) to overwrite"
-        )
+        raise ManifestError(f"model {entry.name!r} is already in {p}; pass replace=True (CLI: --replace) to overwrite")
     entries[entry.name] = entry
     write_manifest(entries, p)

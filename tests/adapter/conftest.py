@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
-SOLO_MISSING_REASON = (
-    "solo-learn is not installed in this environment (`make test` installs it; README 'Quick start')"
-)
+SOLO_MISSING_REASON = "solo-learn is not installed in this environment (`make test` installs it; README 'Quick start')"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solo_learn_state() -> tuple[str, str]:
     """``("usable" | "missing" | "broken", detail)``.
 

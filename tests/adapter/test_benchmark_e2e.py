@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, make_image_folder
 
 pytestmark = pytest.mark.requires_solo
@@ -64,8 +63,10 @@ def _env():
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench_images")
-    return {"train": make_image_folder(root / "train", classes=3, per_class=12, size=16, seed=0),
-            "test": make_image_folder(root / "test", classes=3, per_class=4, size=16, seed=1)}
+    return {
+        "train": make_image_folder(root / "train", classes=3, per_class=12, size=16, seed=0),
+        "test": make_image_folder(root / "test", classes=3, per_class=4, size=16, seed=1),
+    }
 
 
 def _config(tmp_path, images, epochs=1) -> Path:
@@ -75,8 +76,14 @@ def _config(tmp_path, images, epochs=1) -> Path:
 
 
 def _bench(args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "sfrik_plugin.benchmark.cli", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sfrik_plugin.benchmark.cli", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     return proc.stdout
 
@@ -91,9 +98,15 @@ def test_tiny_benchmark_end_to_end_and_rerun_skips(tmp_path, images):
     pretrained = sorted(p.parent.relative_to(out / "runs").as_posix() for p in out.glob("runs/*/*/*/pretrain.json"))
     chosen = json.loads((out / "chosen.json").read_text())
     sfrik = "sim_coeff=" + str(chosen["sfrik"]["method_kwargs.sim_coeff"])
-    assert pretrained == sorted([
-        "barlow_twins/default/seed0", "random_init/default/seed0",
-        "sfrik/sim_coeff=100.0/seed0", "sfrik/sim_coeff=400.0/seed0", "vicreg/default/seed0"])
+    assert pretrained == sorted(
+        [
+            "barlow_twins/default/seed0",
+            "random_init/default/seed0",
+            "sfrik/sim_coeff=100.0/seed0",
+            "sfrik/sim_coeff=400.0/seed0",
+            "vicreg/default/seed0",
+        ]
+    )
     # the test split is evaluated for the chosen setting only
     tested = sorted(p.parent.relative_to(out / "runs").as_posix() for p in out.glob("runs/*/*/*/eval_test.json"))
     assert len(tested) == 4 and all("sim_coeff" not in t or t.startswith(f"sfrik/{sfrik}/") for t in tested)
@@ -126,8 +139,12 @@ def test_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, images):
     # start the stage like the runner does, and kill the worker hard once an epoch is saved
     run.dir.mkdir(parents=True)
     (run.dir / "spec.json").write_text(json.dumps(spec, sort_keys=True))
-    worker = subprocess.Popen([sys.executable, "-m", "sfrik_plugin.benchmark.worker", str(run.dir), "train"],
-                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sfrik_plugin.benchmark.worker", str(run.dir), "train"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while worker.poll() is None and not list(run.dir.glob("ckpt/*/*/*ep=0.ckpt")):
         time.sleep(0.02)
     worker.send_signal(signal.SIGKILL)

@@ -117,7 +117,11 @@ def test_pretrain_then_linear_knn_and_resume(cli, tiny_overrides, tiny_data, tmp
 
 def test_launcher_rejects_a_bad_config_before_training(cli, tiny_overrides, tiny_data, tmp_path):
     with pytest.raises(AssertionError, match=r"unknown method_kwargs key\(s\) for method 'sfrik': sim_coef"):
-        cli("pretrain", tiny_overrides + _pretrain_args(tiny_data, tmp_path, ["++method_kwargs.sim_coef=1"]), cwd=tmp_path)
+        cli(
+            "pretrain",
+            tiny_overrides + _pretrain_args(tiny_data, tmp_path, ["++method_kwargs.sim_coef=1"]),
+            cwd=tmp_path,
+        )
     assert not (tmp_path / "ckpt").exists()
 
 

@@ -67,14 +67,16 @@ def _loss_probe():
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             m = trainer.callback_metrics
-            logged = {k: float(m.get(f"train_sfrik_{k}_step", m.get(f"train_sfrik_{k}"))) for k in ("loss", "invariance", "mmd")}
+            logged = {
+                k: float(m.get(f"train_sfrik_{k}_step", m.get(f"train_sfrik_{k}")))
+                for k in ("loss", "invariance", "mmd")
+            }
             self.pairs.append((logged, {k: float(getattr(self.expected, k)) for k in logged}))
 
     return LossProbe()
 
 
 def _fit(cfg, data_root, max_steps=2, extra_callbacks=(), ckpt_dir=None):
-    import torch
     from lightning.pytorch import Trainer, seed_everything
     from solo.methods import METHODS
     from solo.utils.checkpointer import Checkpointer
@@ -120,7 +122,9 @@ def test_import_registers_sfrik_idempotently():
 
 def test_core_package_does_not_import_solo():
     code = "import sys, sfrik_plugin; assert 'solo' not in sys.modules and 'sfrik_plugin.solo' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    )
 
 
 def _import_adapter_with(tmp_path, solo_init: str | None) -> subprocess.CompletedProcess:
@@ -130,11 +134,7 @@ def _import_adapter_with(tmp_path, solo_init: str | None) -> subprocess.Complete
         (tmp_path / "solo").mkdir()
         (tmp_path / "solo" / "__init__.py").write_text(solo_init)
         paths.insert(0, str(tmp_path))
-    code = (
-        "import sys\n"
-        + ("sys.modules['solo'] = None\n" if solo_init is None else "")
-        + "import sfrik_plugin.solo\n"
-    )
+    code = "import sys\n" + ("sys.modules['solo'] = None\n" if solo_init is None else "") + "import sfrik_plugin.solo\n"
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -166,7 +166,10 @@ def test_old_pypi_solo_learn_is_rejected_as_wrong_generation(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("++method_kwargs.sim_coef=10", r"unknown method_kwargs key\(s\) for method 'sfrik': sim_coef\. Allowed keys: .*sim_coeff"),
+        (
+            "++method_kwargs.sim_coef=10",
+            r"unknown method_kwargs key\(s\) for method 'sfrik': sim_coef\. Allowed keys: .*sim_coeff",
+        ),
         ("method_kwargs.weights=[1.0,-40.0,40.0]", r"method_kwargs\.weights: .*>= 0"),
         ("method_kwargs.proj_output_dim=1", r"proj_output_dim \(q, the sphere dimension\) must be an integer >= 2"),
         ("method_kwargs.sim_coeff=-1", r"sim_coeff must be a finite number >= 0"),
@@ -201,7 +204,12 @@ def test_projector_follows_the_paper(compose, tiny_overrides):
     import torch.nn as nn
     from solo.methods import METHODS
 
-    cfg = _parse(compose("cifar10/sfrik", tiny_overrides + ["method_kwargs.proj_hidden_dim=[48,40,24]", "~method_kwargs.proj_hidden_layers"]))
+    cfg = _parse(
+        compose(
+            "cifar10/sfrik",
+            tiny_overrides + ["method_kwargs.proj_hidden_dim=[48,40,24]", "~method_kwargs.proj_hidden_layers"],
+        )
+    )
     model = METHODS["sfrik"](cfg)
     kinds = [type(m) for m in model.projector]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 3 + [nn.Linear]
@@ -224,7 +232,9 @@ def test_cifar_variant_fits_logs_the_true_loss_and_checkpoints(compose, tiny_ove
     overrides = tiny_overrides + ["augmentations.0.crop_size=16", "data.train_path=unused", "data.val_path=null"]
     cfg = _parse(compose("cifar10/sfrik", overrides))
     probe = _loss_probe()
-    model, trainer, checkpointer = _fit(cfg, tiny_data["train"], max_steps=2, extra_callbacks=[probe], ckpt_dir=str(tmp_path))
+    model, trainer, checkpointer = _fit(
+        cfg, tiny_data["train"], max_steps=2, extra_callbacks=[probe], ckpt_dir=str(tmp_path)
+    )
 
     # the CIFAR stem solo-learn uses for cifar10/100
     assert model.backbone.conv1.kernel_size == (3, 3) and isinstance(model.backbone.maxpool, nn.Identity)
@@ -233,7 +243,9 @@ def test_cifar_variant_fits_logs_the_true_loss_and_checkpoints(compose, tiny_ove
         for key in logged:
             assert math.isfinite(logged[key])
             assert logged[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
-        assert logged["loss"] == pytest.approx(cfg.method_kwargs.sim_coeff * logged["invariance"] + logged["mmd"], rel=1e-5)
+        assert logged["loss"] == pytest.approx(
+            cfg.method_kwargs.sim_coeff * logged["invariance"] + logged["mmd"], rel=1e-5
+        )
 
     # reload the checkpoint with solo-learn's linear-evaluation rule: keep `backbone.*`, strip the prefix
     ckpt = Path(checkpointer.last_ckpt)
@@ -252,8 +264,9 @@ def test_cifar_variant_fits_logs_the_true_loss_and_checkpoints(compose, tiny_ove
         assert torch.equal(backbone.state_dict()[key], value), key
 
     # ... and with solo-learn's kNN rule: the method class rebuilt from args.json + load_from_checkpoint
-    from omegaconf import OmegaConf
     import json
+
+    from omegaconf import OmegaConf
 
     saved_cfg = OmegaConf.create(json.loads((ckpt.parent / "args.json").read_text()))
     reloaded = METHODS[saved_cfg.method].load_from_checkpoint(str(ckpt), strict=False, cfg=saved_cfg)
@@ -286,6 +299,6 @@ def test_imagenet_variant_with_small_crops(compose, tiny_overrides, tiny_data, r
     model, trainer, _ = _fit(cfg, tiny_data["train"], max_steps=1, extra_callbacks=[probe])
     assert isinstance(model.backbone.maxpool, nn.MaxPool2d)  # ImageNet stem
     assert model.multicrop and model.reg_small is reg_small
-    (logged, expected), = probe.pairs
+    ((logged, expected),) = probe.pairs
     for key in logged:
         assert logged[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key

@@ -24,7 +24,9 @@ def test_training_configs_are_matched_across_methods():
         assert cfg.backbone.name == "resnet18" and cfg.optimizer.batch_size == 4
         assert cfg.data.num_large_crops == 2 and cfg.accelerator == "cpu"
         model = METHODS[cfg.method](cfg)
-        projectors[method] = [tuple(m.weight.shape) for m in model.projector if hasattr(m, "weight") and m.weight.dim() == 2]
+        projectors[method] = [
+            tuple(m.weight.shape) for m in model.projector if hasattr(m, "weight") and m.weight.dim() == 2
+        ]
     # the same backbone features -> 16 -> 16 -> q for all three methods
     assert projectors["sfrik"] == projectors["vicreg"] == projectors["barlow"] == [(16, 512), (16, 16), (24, 16)]
 
