@@ -23,16 +23,15 @@ from .maths.kernels import (
 from .maths.legendre import legendre_polynomial, legendre_series
 from .maths.losses import (
     SFRIK_LOSS_DEFAULTS,
-    UNIFORMITY_LOSS_DEFAULTS,
     SFRIKLoss,
     SFRIKLossOutput,
-    UniformityLoss,
     invariance_loss,
     sfrik_loss_func,
     sfrik_multicrop_loss_func,
-    uniformity_loss_func,
 )
-from .maths.mmd import DISTRIBUTED_MODES, ESTIMATORS, METHODS, kernel_mean, mmd_to_uniform
+from .maths.mmd import kernel_mean, mmd_to_uniform
+from .maths.options import DISTRIBUTED_MODES, ESTIMATORS, METHODS, MMDOptions
+from .maths.uniformity import UNIFORMITY_LOSS_DEFAULTS, UniformityLoss, uniformity_loss_func
 
 __version__ = "0.1.0"
 
@@ -50,6 +49,7 @@ __all__ = [
     "ESTIMATORS",
     "METHODS",
     "DISTRIBUTED_MODES",
+    "MMDOptions",
     "SFRIK_LOSS_DEFAULTS",
     "UNIFORMITY_LOSS_DEFAULTS",
     "SFRIKLossOutput",

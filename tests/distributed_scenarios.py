@@ -29,6 +29,8 @@ def _loss(name, crops, distributed):
         return uniformity_loss_func(crops[0], crops[1], sim_coeff=5.0, distributed=distributed).loss
     if name == "multicrop":
         return sfrik_multicrop_loss_func(crops[:2], crops[2:], sim_coeff=5.0, distributed=distributed).loss
+    if name == "reference":
+        return sfrik_loss_func(crops[0], crops[1], sim_coeff=5.0, method="reference", distributed=distributed).loss
     raise KeyError(name)
 
 
@@ -41,6 +43,7 @@ SCENARIOS = [
     ("gaussian-uniformity", "sharded"),
     ("gaussian-uniformity", "replicated"),
     ("multicrop", "sharded"),
+    ("reference", "auto"),
 ]
 
 
@@ -84,5 +87,40 @@ def worker(rank, world_size, sizes, init_file, out_dir):
         model = DistributedDataParallel(fresh_layer())
         results = {f"{name}/{mode}": run(name, mode, inputs, model) for name, mode in SCENARIOS}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+# ---- precision when the views nearly coincide (float32 shards against one float64 process) ----
+
+PRECISION_ROWS, PRECISION_DIM, PRECISION_EPSILONS = 48, 512, (1e-3, 1e-6)
+
+
+def precision_inputs(epsilon):
+    """float32 views with z2 = z1 + epsilon * noise (z2 rounded to float32 once, here)."""
+    generator = torch.Generator().manual_seed(7)
+    z1 = torch.randn(PRECISION_ROWS, PRECISION_DIM, generator=generator)
+    z2 = z1 + epsilon * torch.randn(PRECISION_ROWS, PRECISION_DIM, generator=generator)
+    return z1, z2
+
+
+def invariance_and_gradients(z1, z2, distributed, method="gram"):
+    """The invariance term alone (sim_coeff 1, mmd_coeff 0), in the dtype of the inputs."""
+    a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    loss = sfrik_loss_func(a, b, sim_coeff=1.0, mmd_coeff=0.0, method=method, distributed=distributed).loss
+    grads = torch.autograd.grad(loss, (a, b))
+    return float(loss.detach()), [g.detach() for g in grads]
+
+
+def precision_worker(rank, world_size, init_file, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        shard = slice(rank * PRECISION_ROWS // world_size, (rank + 1) * PRECISION_ROWS // world_size)
+        results = {}
+        for epsilon in PRECISION_EPSILONS:
+            z1, z2 = precision_inputs(epsilon)
+            results[epsilon] = invariance_and_gradients(z1[shard], z2[shard], "sharded")
+        torch.save(results, os.path.join(out_dir, f"precision{rank}.pt"))
     finally:
         dist.destroy_process_group()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from reference import phi_reference
+from scipy import special
 
 from sfrik_plugin import (
     KERNELS,
@@ -13,8 +14,6 @@ from sfrik_plugin import (
     build_kernel,
     register_kernel,
 )
-
-special = pytest.importorskip("scipy.special")
 
 
 def test_registry_builds_by_name_and_names_the_choices():
@@ -109,19 +108,35 @@ def test_gaussian_uniform_mean_matches_monte_carlo():
     assert GaussianKernel(2.5).uniform_mean(5) == pytest.approx(monte_carlo, rel=2e-2)
 
 
+def gegenbauer_phi(t, weights, q):
+    """φ from scipy's Gegenbauer polynomials, C_ℓ^((q-2)/2)(t) / C_ℓ^((q-2)/2)(1): independent of ours."""
+    alpha = (q - 2) / 2
+    x = t.detach().numpy()
+    total = sum(
+        b * special.eval_gegenbauer(ell, alpha, x) / special.eval_gegenbauer(ell, alpha, 1.0)
+        for ell, b in enumerate(weights, start=1)
+    )
+    return torch.from_numpy(np.asarray(total, dtype=np.float64))
+
+
 @pytest.mark.parametrize("weights", [(1.0, 40.0, 40.0), (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)], ids=["horner", "recurrence"])
-@pytest.mark.parametrize("q", [3, 8192])
-def test_phi_is_differentiable_and_both_evaluations_agree(weights, q):
+@pytest.mark.parametrize("q", [3, 16, 8192])
+def test_phi_and_its_derivative_match_scipys_gegenbauer_polynomials(weights, q):
+    # degree <= 4 is evaluated by Horner's rule, higher degrees by the recurrence: both against scipy
     t = torch.linspace(-1, 1, 23, dtype=torch.float64, requires_grad=True)
     kernel = TruncatedLegendreKernel(weights)
-    torch.autograd.gradcheck(lambda x: kernel.phi(x, q), (t,))
-    torch.testing.assert_close(
-        kernel.phi(t, q), phi_reference(t, weights, q) if len(weights) <= 4 else kernel.phi(t, q)
-    )
-    # Horner (degree <= 4) and the recurrence give the same φ and φ'
-    from sfrik_plugin.maths.legendre import legendre_series
-
+    torch.testing.assert_close(kernel.phi(t, q), gegenbauer_phi(t, weights, q), rtol=1e-9, atol=1e-9)
     value, derivative = kernel.phi_and_derivative(t.detach(), q)
-    expected_value, expected_derivative = legendre_series(t.detach(), (0.0,) + tuple(weights), q, with_derivative=True)
-    torch.testing.assert_close(value, expected_value)
-    torch.testing.assert_close(derivative, expected_derivative)
+    torch.testing.assert_close(value, gegenbauer_phi(t, weights, q), rtol=1e-9, atol=1e-9)
+    # φ' against the autograd derivative of the scipy-checked φ (and gradcheck of φ itself)
+    (autograd_derivative,) = torch.autograd.grad(kernel.phi(t, q).sum(), t)
+    torch.testing.assert_close(derivative, autograd_derivative, rtol=1e-9, atol=1e-9)
+    torch.autograd.gradcheck(lambda x: kernel.phi(x, q), (t,))
+
+
+def test_a_kernel_missing_its_top_degree_is_detected():
+    # the mutation check of the habit above: drop b_6 and scipy disagrees by far more than the tolerance
+    weights = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    t = torch.linspace(-1, 1, 23, dtype=torch.float64)
+    truncated = TruncatedLegendreKernel(weights[:-1]).phi(t, 16)
+    assert not torch.allclose(truncated, gegenbauer_phi(t, weights, 16), rtol=1e-6, atol=1e-6)

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 from reference import legendre_closed_form
+from scipy import special
 
 from sfrik_plugin import legendre_polynomial, legendre_series
-
-special = pytest.importorskip("scipy.special")
 
 
 def normalised_gegenbauer(degree, q, t):

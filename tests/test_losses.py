@@ -143,3 +143,38 @@ def test_half_precision_under_autocast_gives_a_float32_loss():
 def test_bad_inputs(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sfrik_loss_func(*args, **kwargs)
+
+
+def test_unknown_options_are_named_and_the_module_validates_them_at_construction():
+    with pytest.raises(TypeError, match=r"unknown option 'methd'; the MMD options are: estimator, method"):
+        sfrik_loss_func(torch.randn(4, 8), torch.randn(4, 8), methd="gram")
+    with pytest.raises(
+        ValueError, match=r"method must be one of \['auto', 'gram', 'blocked', 'feature', 'reference'\]"
+    ):
+        SFRIKLoss(method="fast")
+
+
+@pytest.mark.parametrize("method", ["gram", "blocked", "feature"])
+def test_the_reference_path_is_the_official_formula_and_the_fast_paths_equal_it(method):
+    z1, z2 = views()
+    weights = (1.0, 40.0) if method == "feature" else (1.0, 40.0, 40.0)
+    reference = sfrik_loss_func(z1, z2, weights=weights, method="reference")
+    expected = sfrik_loss_reference(z1, z2, weights=weights)
+    for ours, paper in zip(reference, expected):  # reference = the paper's formula, by autograd
+        assert relative_error(ours, paper) < 1e-12
+    fast = sfrik_loss_func(z1, z2, weights=weights, method=method, block_size=7)
+    assert relative_error(fast.loss, reference.loss) < 1e-10
+    for ours, theirs in zip(torch.autograd.grad(fast.loss, (z1, z2)), torch.autograd.grad(reference.loss, (z1, z2))):
+        assert relative_error(ours, theirs) < 1e-9
+
+
+def test_retained_graph_gives_the_same_gradients_twice():
+    # the fused function keeps what its backward needs through save_for_backward: a second
+    # backward over a retained graph must see the same tensors, unmodified
+    z1, z2 = views()
+    for method in ("gram", "blocked"):
+        loss = sfrik_loss_func(z1, z2, method=method, block_size=5).loss
+        first = torch.autograd.grad(loss, (z1, z2), retain_graph=True)
+        second = torch.autograd.grad(loss, (z1, z2))
+        for a, b in zip(first, second):
+            assert torch.equal(a, b)

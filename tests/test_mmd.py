@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from reference import kernel_mean_reference
 
 from sfrik_plugin import GaussianKernel, TruncatedLegendreKernel, kernel_mean, mmd_to_uniform
+from sfrik_plugin.maths.options import GRAM_BLOCK_ELEMENTS
+from sfrik_plugin.maths.statistics import choose_method
 
 
 def sphere(n, q, seed=0, dtype=torch.float64):
@@ -44,12 +46,50 @@ def test_gram_feature_and_blocked_paths_agree_for_degree_two(weights, normalize,
         torch.testing.assert_close(grad, grads[0], rtol=1e-9, atol=1e-12)
 
 
-def test_auto_picks_feature_space_only_when_it_is_cheaper_and_gives_the_same_number():
+def _path_taken(z, kernel, **options):
+    """Which path computed the value, told apart by behaviour: only the autograd paths (feature,
+    reference) have a second derivative; the fused gram/blocked paths refuse one by name."""
+    z = z.clone().requires_grad_()
+    value = kernel_mean(z, kernel, **options)
+    try:  # the fused backward refuses as soon as a differentiable gradient is asked for
+        (grad,) = torch.autograd.grad(value, z, create_graph=True)
+        torch.autograd.grad(grad.sum(), z)
+    except RuntimeError as error:
+        assert "method='reference'" in str(error) and "method='feature'" in str(error)
+        return "fused"
+    return "autograd"
+
+
+def test_auto_picks_feature_space_exactly_when_it_is_cheaper():
     kernel = TruncatedLegendreKernel((1.0, 40.0))
-    wide = sphere(16, 64)  # q > N: the Gram path
+    wide = sphere(16, 64)  # q > N: O(N² q) beats O(N q²), the Gram path
     tall = sphere(64, 8)  # q < N: the feature path
+    assert _path_taken(wide, kernel) == "fused"
+    assert _path_taken(tall, kernel) == "autograd"
+    assert _path_taken(tall, TruncatedLegendreKernel((1.0, 40.0, 40.0))) == "fused"  # degree 3: no feature form
     for z in (wide, tall):
         torch.testing.assert_close(kernel_mean(z, kernel), kernel_mean(z, kernel, method="gram"))
+
+
+def test_choose_method_rules():
+    assert choose_method("auto", True, dim=8, local_rows=64, total_rows=64) == "feature"
+    assert choose_method("auto", True, dim=64, local_rows=64, total_rows=64) == "gram"  # q = N: not cheaper
+    assert choose_method("auto", False, dim=8, local_rows=64, total_rows=64) == "gram"
+    rows = int(GRAM_BLOCK_ELEMENTS**0.5)
+    assert choose_method("auto", False, dim=8, local_rows=rows, total_rows=rows) == "gram"
+    assert choose_method("auto", False, dim=8, local_rows=rows + 1, total_rows=rows + 1) == "blocked"
+    assert choose_method("blocked", True, dim=8, local_rows=4, total_rows=4) == "blocked"
+
+
+def test_the_reference_path_has_second_derivatives_and_the_fused_paths_say_where_to_find_them():
+    z = sphere(12, 6)
+    for method in ("gram", "blocked"):
+        assert _path_taken(z, "legendre", method=method, block_size=5) == "fused"
+    assert _path_taken(z, "legendre", method="reference") == "autograd"
+    assert _path_taken(z, GaussianKernel(1.0), method="reference") == "autograd"
+    # and the second derivative of the reference path is right (gradgradcheck in float64)
+    zz = z.clone().requires_grad_()
+    torch.autograd.gradgradcheck(lambda x: kernel_mean(x, "legendre", method="reference", normalize=True), (zz,))
 
 
 @pytest.mark.parametrize("q", [3, 64, 1024])

@@ -240,6 +240,10 @@ class GaussianKernel(RotationInvariantKernel):
         return _gaussian_uniform_mean(self.tau, dim)
 
 
+# numpy >= 2.0 names it trapezoid; 1.x only has trapz (the floor in pyproject is numpy 1.24)
+_trapezoid = np.trapezoid if hasattr(np, "trapezoid") else np.trapz  # type: ignore[attr-defined]
+
+
 @lru_cache(maxsize=256)
 def _gaussian_uniform_mean(tau: float, dim: int) -> float:
     # cached per (τ, q): the loss asks for it at every step
@@ -259,4 +263,4 @@ def sphere_inner_product_mean(function: Callable[[np.ndarray], np.ndarray], dim:
         log_weight = (dim - 2) * np.log(np.sin(theta)) if dim > 2 else np.zeros_like(theta)
     weight = np.exp(log_weight - log_weight.max())
     values = function(np.cos(theta))
-    return float(np.trapezoid(values * weight, theta) / np.trapezoid(weight, theta))
+    return float(_trapezoid(values * weight, theta) / _trapezoid(weight, theta))

@@ -17,6 +17,7 @@ whose two coefficients lie in [0, 2] for every q ≥ 2, so it stays stable for h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
@@ -56,6 +57,18 @@ def legendre_polynomial(t: Tensor, degree: int, dim: int) -> Tensor:
         raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
     coefficients = [0.0] * degree + [1.0]
     return legendre_series(t, coefficients, dim)
+
+
+@overload
+def legendre_series(
+    t: Tensor, coefficients: Sequence[float], dim: int, with_derivative: Literal[False] = False
+) -> Tensor: ...
+
+
+@overload
+def legendre_series(
+    t: Tensor, coefficients: Sequence[float], dim: int, with_derivative: Literal[True]
+) -> tuple[Tensor, Tensor]: ...
 
 
 def legendre_series(

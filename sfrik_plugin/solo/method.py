@@ -25,8 +25,8 @@ from solo.utils.misc import omegaconf_select
 
 from .. import SFRIK_LOSS_DEFAULTS, sfrik_loss_func, sfrik_multicrop_loss_func
 from ..maths.kernels import TruncatedLegendreKernel
-from ..maths.mmd import DISTRIBUTED_MODES, ESTIMATORS
-from ..maths.mmd import METHODS as MMD_METHODS
+from ..maths.options import DISTRIBUTED_MODES, ESTIMATORS
+from ..maths.options import METHODS as MMD_METHODS
 
 __all__ = [
     "SFRIK",
