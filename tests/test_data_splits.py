@@ -94,3 +94,43 @@ def test_too_few_images(source, tmp_path):
     assert len(lenient["val"]["dog"]) == 1 and len(lenient["val"]["cat"]) == 2
     with pytest.raises(ValueError, match="last split"):
         carve(source, {"train": None, "val": 2})
+
+
+def test_command_line_builds_the_splits(source, tmp_path, capsys):
+    from sfrik_plugin.data.splits import main
+
+    main([str(source), str(tmp_path / "out"), "--split", "train=4", "--split", "val=all"])
+    out = capsys.readouterr().out
+    assert f"train: {tmp_path / 'out' / 'train'} (12 images" in out
+    assert f"val: {tmp_path / 'out' / 'val'} ({8 + 5 + 11} images" in out
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["{missing}", "{out}"], "error: source {missing} does not exist"),
+        (["{src}", "{out}", "--split", "train=x"], "error: --split 'train=x' is not NAME=N"),
+        (["{src}", "{out}", "--split", "a=2", "--split", "a=3"], "error: --split 'a' is given twice"),
+        (["{src}", "{out}", "--split", "train=10", "--split", "val=2"], "error: class 'dog' of"),
+        (["{src}", "{src}/cat"], "overlaps the source"),
+    ],
+)
+def test_command_line_errors_are_one_line_and_exit_2(source, tmp_path, capsys, args, expected):
+    from sfrik_plugin.data.splits import main
+
+    names = {"src": source, "out": tmp_path / "out", "missing": tmp_path / "missing"}
+    with pytest.raises(SystemExit) as excinfo:
+        main([a.format(**names) for a in args])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sfrik-benchmark-splits: error: ") and err.count("\n") == 1
+    assert expected.format(**names) in err
+    assert (source / "cat" / "img_000.png").is_file()  # the source is never touched
+
+
+def test_splits_and_image_folder_share_one_listing():
+    from sfrik_plugin.data import image_folder, splits
+
+    assert splits.list_classes is image_folder.list_classes
+    assert splits.class_files is image_folder.class_files
+    assert splits.IMAGE_EXTENSIONS is image_folder.IMAGE_EXTENSIONS

@@ -9,17 +9,26 @@ once, with the chosen setting.
 (an ImageFolder tree, which solo-learn's ``custom`` dataset and torchvision read as they read the
 original) and a file list ``<out>/<split>.txt`` (``<class>/<file> <label>`` per line, relative to the
 source root). A ``splits.json`` stamp records the settings and is written last: a finished tree is
-reused, a tree built with other settings or half written is rebuilt. Only the standard library is used.
+reused, a tree built with other settings or half written is rebuilt. Classes and image files are
+listed by :mod:`sfrik_plugin.data.image_folder`, with torchvision's rules.
+
+Example::
+
+    sfrik-benchmark-splits /data/imagenet/train /data/in20 --split train=260 --split val=52
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from ..console import InputError
+from ..files.records import read_json, write_json, write_text_atomic
+from .image_folder import IMAGE_EXTENSIONS, check_image_folder, class_files, list_classes
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -31,31 +40,7 @@ __all__ = [
     "read_file_list",
 ]
 
-#: the extensions torchvision's ImageFolder accepts (lower case)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _STAMP = "splits.json"
-
-
-def list_classes(root: str | Path) -> list[str]:
-    """Class folder names of an ImageFolder root, sorted (ImageFolder's label order)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
-    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-    if not classes:
-        raise ValueError(f"{root} has no class sub-folders (an ImageFolder needs one folder per class)")
-    return classes
-
-
-def class_files(root: str | Path, cls: str) -> list[str]:
-    """Image files of one class, as paths relative to the class folder, in sorted order (sub-folders included)."""
-    base = Path(root) / cls
-    files = []
-    for folder, dirs, names in os.walk(base, followlinks=True):
-        dirs.sort()
-        rel = Path(folder).relative_to(base)
-        files += [str(rel / n) if str(rel) != "." else n for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(files)
 
 
 def carve(
@@ -67,37 +52,54 @@ def carve(
 
     ``per_class`` maps split name -> images per class, in order: ``{"train": 260, "val": 52}`` gives
     each class's first 260 files to "train" and the next 52 to "val". ``None`` means "all that remain"
-    (only for the last split). With ``strict`` a class with too few images raises ``ValueError``;
-    otherwise the last splits get what is left (at least one image per class is still required).
-    Returns ``{split: {class: [relative file paths]}}``.
+    (only for the last split). With ``strict`` a class with too few images raises
+    :class:`~sfrik_plugin.console.InputError`; otherwise the last splits get what is left (at least
+    one image per class is still required). Returns ``{split: {class: [relative file paths]}}``.
+
+    Example:
+        >>> carve("/data/pets/train", {"train": 2, "val": 1})["val"]  # doctest: +SKIP
+        {'cat': ['cat_003.jpg'], 'dog': ['dog_003.jpg']}
     """
+    if not per_class:
+        raise InputError("no split asked for; give at least one, e.g. {'train': 260, 'val': 52}")
     names = list(per_class)
     for name in names[:-1]:
         if per_class[name] is None:
-            raise ValueError(f"only the last split may take 'all remaining' images, not {name!r}")
+            raise InputError(f"only the last split may take 'all remaining' images, not {name!r}; give it a count")
     for name, n in per_class.items():
         if n is not None and n <= 0:
-            raise ValueError(f"split {name!r}: images per class must be positive, got {n}")
+            raise InputError(f"split {name!r}: images per class must be positive, got {n}")
     out: dict[str, dict[str, list[str]]] = {name: {} for name in names}
     for cls in list_classes(root):
         files = class_files(root, cls)
         need = sum(n for n in per_class.values() if n is not None)
         if strict and len(files) < need:
-            raise ValueError(f"class {cls!r} has {len(files)} images, the splits need {need} ({per_class})")
+            raise InputError(
+                f"class {cls!r} of {root} has {len(files)} images, the splits need {need} ({per_class}); "
+                "ask for fewer images per class, or allow shorter last splits (strict=False, --lenient)"
+            )
         start = 0
         for name in names:
             n = per_class[name]
             stop = len(files) if n is None else min(start + n, len(files))
             chosen = files[start:stop]
             if not chosen:
-                raise ValueError(f"class {cls!r}: no image left for split {name!r} ({len(files)} images)")
+                raise InputError(
+                    f"class {cls!r} of {root}: no image left for split {name!r} ({len(files)} images); "
+                    "ask for fewer images per class in the earlier splits"
+                )
             out[name][cls] = chosen
             start = stop
     return out
 
 
 def write_symlink_tree(source_root: str | Path, files: dict[str, list[str]], dest: str | Path) -> int:
-    """Writes ``dest/<class>/<file>`` as symbolic links to ``source_root/<class>/<file>``; returns the count."""
+    """Writes ``dest/<class>/<file>`` as symbolic links to ``source_root/<class>/<file>``; returns the count.
+
+    Example:
+        >>> write_symlink_tree("/data/pets/train", {"cat": ["cat_001.jpg"]}, "/data/pets-1")  # doctest: +SKIP
+        1
+    """
     source_root, dest = Path(source_root).resolve(), Path(dest)
     count = 0
     for cls, names in files.items():
@@ -113,18 +115,28 @@ def _write_file_list(path: Path, files: dict[str, list[str]], classes: Sequence[
     label = {c: i for i, c in enumerate(classes)}
     lines = [f"{cls}/{name} {label[cls]}" for cls in sorted(files) for name in files[cls]]
     text = "\n".join(lines) + "\n"
-    path.write_text(text)
+    write_text_atomic(path, text)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_file_list(path: str | Path) -> list[tuple]:
-    """``[(relative path, label), ...]`` from a file list written by :func:`build_splits`."""
+def read_file_list(path: str | Path) -> list[tuple[str, int]]:
+    """``[(relative path, label), ...]`` from a file list written by :func:`build_splits`.
+
+    Example:
+        >>> read_file_list("/data/in20/val.txt")[:1]  # doctest: +SKIP
+        [('n01440764/n01440764_10026.JPEG', 0)]
+    """
     rows = []
     for line in Path(path).read_text().splitlines():
         if line.strip():
             rel, _, label = line.rpartition(" ")
             rows.append((rel, int(label)))
     return rows
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 def build_splits(
@@ -143,22 +155,26 @@ def build_splits(
 
     Returns ``{split: folder}``; pass ``folder`` as solo-learn's ``data.train_path``/``data.val_path``.
     """
+    check_image_folder(source_root, role="source", min_classes=1)
     source_root, out_dir = Path(source_root).resolve(), Path(out_dir)
     settings = {"source": str(source_root), "per_class": dict(per_class), "strict": strict}
     stamp = out_dir / _STAMP
     paths = {name: out_dir / name for name in per_class}
-    if not force and stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()).get("settings") == settings:
-                return paths
-        except ValueError:
-            pass
+    for name, path in paths.items():
+        if _overlap(path, source_root):
+            raise InputError(
+                f"split {name!r} would be written to {path}, which overlaps the source {source_root} "
+                "(building it deletes that folder first); choose an output folder outside the source"
+            )
+    previous = read_json(stamp)
+    if not force and isinstance(previous, dict) and previous.get("settings") == settings:
+        return paths
     splits = carve(source_root, per_class, strict=strict)
     classes = list_classes(source_root)
     if stamp.exists():
         stamp.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"settings": settings, "classes": classes, "splits": {}}
+    record: dict[str, Any] = {"settings": settings, "classes": classes, "splits": {}}
     for name, files in splits.items():
         if paths[name].is_symlink() or paths[name].is_file():
             paths[name].unlink()
@@ -167,17 +183,22 @@ def build_splits(
         n = write_symlink_tree(source_root, files, paths[name])
         digest = _write_file_list(out_dir / f"{name}.txt", files, classes)
         record["splits"][name] = {"images": n, "per_class": {c: len(v) for c, v in files.items()}, "sha256": digest}
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(tmp, stamp)  # last: its presence means the build is complete
+    write_json(stamp, record)  # last: its presence means the build is complete
     return paths
+
+
+def _parse_split(item: str) -> tuple[str, int | None]:
+    name, sep, count = item.partition("=")
+    if not sep or not name or not (count == "all" or (count.isdigit() and int(count) > 0)):
+        raise InputError(f"--split {item!r} is not NAME=N (N a positive number of images per class, or 'all')")
+    return name, None if count == "all" else int(count)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``sfrik-benchmark-splits SOURCE OUT --split train=260 --split val=52`` (``python -m sfrik_plugin.data.splits``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="sfrik-benchmark-splits", description=main.__doc__)
     parser.add_argument("source", help="an ImageFolder root (one folder per class)")
     parser.add_argument("out", help="where the symlink trees and file lists go")
     parser.add_argument(
@@ -190,14 +211,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lenient", action="store_true", help="allow classes with too few images")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
-    if not args.split:
-        args.split = ["train=260", "val=52"]
-    per_class = {}
-    for item in args.split:
-        name, _, n = item.partition("=")
-        per_class[name] = None if n == "all" else int(n)
-    paths = build_splits(args.source, args.out, per_class, strict=not args.lenient, force=args.force)
-    record = json.loads((Path(args.out) / _STAMP).read_text())
+    try:
+        per_class: dict[str, int | None] = {}
+        for item in args.split or ["train=260", "val=52"]:
+            name, count = _parse_split(item)
+            if name in per_class:
+                raise InputError(f"--split {name!r} is given twice; give each split once")
+            per_class[name] = count
+        paths = build_splits(args.source, args.out, per_class, strict=not args.lenient, force=args.force)
+    except InputError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    record = read_json(Path(args.out) / _STAMP) or {}
     for name, path in paths.items():
         print(f"{name}: {path} ({record['splits'][name]['images']} images, list {path}.txt)")
 
