@@ -19,6 +19,7 @@ import sys
 import warnings
 
 __all__ = [
+    "InputError",
     "UPSTREAM_WARNINGS",
     "get_logger",
     "process_rank",
@@ -29,6 +30,13 @@ __all__ = [
 ]
 
 _ROOT = "sfrik_plugin"
+
+
+class InputError(ValueError):
+    """Bad input the user can fix (a missing data folder, a file that is not a checkpoint, a q that
+    cannot fit in memory...). Its message is one self-contained sentence naming the bad value and
+    what to do; the command-line tools print it as one line and exit with status 2."""
+
 
 #: The upstream warnings hidden by :func:`quiet_upstream_warnings`: (category, message regex).
 #: Each is printed by code we do not own at import time, on every run, with nothing to act on.

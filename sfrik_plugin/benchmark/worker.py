@@ -26,17 +26,9 @@ def peak_memory_mb() -> float:
 
 
 def _compose(spec: dict[str, Any], run_dir: Path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    from sfrik_plugin.solo.config import compose_config
 
-    from sfrik_plugin.solo.cli import CONFIG_ROOT
-
-    folder, _, leaf = spec["config"].rpartition("/")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_ROOT / "pretrain" / folder), version_base="1.2"):
-        cfg = compose(config_name=leaf, overrides=list(spec["overrides"]))
-    OmegaConf.set_struct(cfg, False)
+    cfg = compose_config("pretrain", spec["config"], list(spec["overrides"]))
     cfg.seed = int(spec["seed"])
     cfg.data.train_path = spec["data"]["train"]
     cfg.data.val_path = None

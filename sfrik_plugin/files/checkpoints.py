@@ -8,8 +8,9 @@ goes through :func:`load_checkpoint`:
 * a file that needs full unpickling is refused with :class:`UntrustedCheckpointError`, which names
   the file and the one opt-in, ``trust_pickle=True`` (CLI ``--trust-pickle``), meant for files
   you made yourself;
-* that opt-in never applies to a download: files under the model-zoo cache (or loaded with
-  ``downloaded=True``) are refused even with it;
+* that opt-in never applies to a download: files under the model-zoo cache, under any folder the
+  zoo marked as a download cache (a ``.sfrik-zoo-cache`` file, see :func:`mark_download_cache`), or
+  loaded with ``downloaded=True`` are refused even with it;
 * a file that is not a readable checkpoint (truncated, corrupt, not PyTorch at all) raises
   :class:`CheckpointReadError` naming it, instead of torch's internal error.
 
@@ -28,16 +29,24 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import struct
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..console import InputError
 
 __all__ = [
     "DOWNLOAD_CACHE_ENV",
     "DEFAULT_DOWNLOAD_CACHE",
     "download_cache_dir",
     "is_download",
+    "CACHE_MARKER",
+    "mark_download_cache",
+    "download_cache_root",
     "CheckpointError",
     "UntrustedCheckpointError",
     "CheckpointReadError",
@@ -49,8 +58,21 @@ __all__ = [
 DOWNLOAD_CACHE_ENV = "SFRIK_ZOO_CACHE"
 DEFAULT_DOWNLOAD_CACHE = Path("~/.cache/sfrik-plugin/zoo")
 
-# what torch's weights-only unpickler says when a file holds something it will not build
-_UNTRUSTED_MARKERS = ("Weights only load failed", "Unsupported global", "Unsupported operand")
+#: a file of this name marks a folder as a download cache (the zoo writes it into every cache it
+#: fills, also ``--cache DIR``): every file below it counts as a download
+CACHE_MARKER = ".sfrik-zoo-cache"
+
+# What torch's weights-only unpickler says when a well-formed file holds objects it will not build.
+# torch prefixes *every* unpickling error with "Weights only load failed" (garbage bytes included,
+# which give "Unsupported operand"), so only these reasons mean "needs full unpickling".
+_UNTRUSTED_MARKERS = (
+    "Unsupported global",
+    "is blocked",
+    "Can only create new object",
+    "Can only build",
+    "Trying to call reduce for unrecognized function",
+    "must be imported to load",
+)
 
 
 def download_cache_dir() -> Path:
@@ -58,16 +80,51 @@ def download_cache_dir() -> Path:
     return Path(os.environ.get(DOWNLOAD_CACHE_ENV) or DEFAULT_DOWNLOAD_CACHE).expanduser().resolve()
 
 
+def mark_download_cache(folder: str | os.PathLike) -> Path:
+    """Marks ``folder`` (created if needed) as a download cache: files below it never get ``trust_pickle``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = mark_download_cache(pathlib.Path(tempfile.mkdtemp()) / "cache")
+        >>> is_download(root / "model" / "w.pth")
+        True
+    """
+    folder = Path(folder).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / CACHE_MARKER
+    if not marker.exists():
+        marker.write_text("Files below this folder were downloaded by sfrik-zoo.\n", encoding="utf-8")
+    return folder
+
+
+def download_cache_root(path: str | os.PathLike) -> Path | None:
+    """The download cache that holds ``path`` (the default one, or a marked folder), else ``None``.
+
+    Example:
+        >>> download_cache_root("/") is None
+        True
+    """
+    resolved = Path(path).expanduser().resolve()
+    default = download_cache_dir()
+    if resolved == default or default in resolved.parents:
+        return default
+    for folder in resolved.parents:
+        if (folder / CACHE_MARKER).is_file():
+            return folder
+    return None
+
+
 def is_download(path: str | os.PathLike) -> bool:
-    """Whether ``path`` lies inside the download cache (resolving symbolic links)."""
-    try:
-        Path(path).expanduser().resolve().relative_to(download_cache_dir())
-    except ValueError:
-        return False
-    return True
+    """Whether ``path`` lies inside a download cache (resolving symbolic links).
+
+    Example:
+        >>> is_download(download_cache_dir() / "some-model" / "w.pth")
+        True
+    """
+    return download_cache_root(path) is not None
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file cannot be used; the message names the file and what to do."""
 
     def __init__(self, message: str, path: str | os.PathLike):
@@ -86,6 +143,61 @@ class CheckpointReadError(CheckpointError):
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
+
+
+# what torch.load raises on a truncated, corrupt or foreign file (a text file gives a KeyError)
+_READ_ERRORS = (
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    struct.error,
+)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _names_a_missing_global(error: BaseException) -> bool:
+    """Whether the refused global is a name that does not exist below a module already imported.
+
+    A legacy (pre-zip) checkpoint cut in the middle of a name ends with e.g.
+    ``torch._utils._rebuild_tens``: that is a damaged file, not one holding foreign objects. Only
+    modules already in ``sys.modules`` are looked at, never imported (importing can run code).
+    """
+    match = re.search(r"GLOBAL (\S*?)(?: was not an allowed| whose module)", " ".join(str(error).split()))
+    if not match:
+        return False
+    parts = match.group(1).split(".")
+    if "" in parts:
+        return True  # "torch._u." or "": cut inside the name
+    for cut in range(len(parts) - 1, 0, -1):
+        node: Any = sys.modules.get(".".join(parts[:cut]))
+        if node is None:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(node, attribute):
+                return True
+            node = getattr(node, attribute)
+        return False
+    return False  # nothing of it is imported here: cannot tell, so treat it as foreign objects
+
+
+def _reason(error: BaseException) -> str:
+    """The weights-only unpickler's own reason, without torch's multi-line advice around it."""
+    text = " ".join(str(error).split())
+    for marker in ("WeightsUnpickler error:", "Trying to load unsupported", "Unsupported operand"):
+        start = text.find(marker)
+        if start >= 0:
+            reason = text[start:].removeprefix("WeightsUnpickler error:").strip()
+            return reason.split(" Check the documentation")[0].split(" Please use `torch")[0][:300]
+    return _first_line(error)
 
 
 def load_checkpoint(
@@ -118,29 +230,30 @@ def load_checkpoint(
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        detail = _first_line(error)
-        if not any(marker in str(error) for marker in _UNTRUSTED_MARKERS):
+        detail = _reason(error)
+        if not any(marker in str(error) for marker in _UNTRUSTED_MARKERS) or _names_a_missing_global(error):
             raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({detail})", path) from None
         if downloaded:
             raise UntrustedCheckpointError(
                 f"{path} came from a download and holds objects that only full unpickling would build "
-                f"(unpickling can run code). It is refused, and --trust-pickle does not apply to downloads. "
-                f"Detail: {detail}",
+                f"(unpickling can run code from the file), so it was not loaded; --trust-pickle never applies "
+                f"to downloads. Published weights need nothing but tensors: report the file to its publisher "
+                f"(detail: {detail})",
                 path,
             ) from None
         if not trust_pickle:
             raise UntrustedCheckpointError(
                 f"{path} holds objects other than tensors and plain containers, which only full unpickling "
-                f"would build (unpickling can run code). If you made this file yourself, pass --trust-pickle "
-                f"(Python: trust_pickle=True). Detail: {detail}",
+                f"would build (unpickling can run code from the file), so it was not loaded. If you made this "
+                f"file yourself, pass --trust-pickle (Python: trust_pickle=True) (detail: {detail})",
                 path,
             ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as error:
-        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)})", path) from None
+    except _READ_ERRORS as error:
+        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({_describe(error)})", path) from None
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)})", path) from None
+    except (*_READ_ERRORS, pickle.UnpicklingError, ImportError) as error:
+        raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint ({_describe(error)})", path) from None
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:

@@ -29,113 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from ..data.transforms import classifier_train_transform, eval_transform
+from .launch import names_a_config, no_config_message, parse_with_devices, rewrite_argv
 
-CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 _COMMAND_ENV = "SFRIK_SOLO_CLI_COMMAND"
-
-
-# --------------------------------------------------------------------------------------------
-# config handling
-
-
-def packaged_configs(kind: str) -> list[str]:
-    """Names of the configs shipped for ``kind`` ("pretrain", "linear" or "knn"), e.g. "cifar10/sfrik"."""
-    root = CONFIG_ROOT / kind
-    names = []
-    for path in sorted(root.rglob("*.yaml")):
-        rel = path.relative_to(root)
-        if rel.parts[-2:-1] and rel.parts[-2] in ("augmentations", "wandb"):
-            continue
-        names.append(str(rel.with_suffix("")))
-    return names
-
-
-def _rewrite_config_args(argv: list[str], kind: str) -> list[str]:
-    """Makes ``--config-path`` absolute (relative to the current directory, not to this file)
-    and turns ``--config-name <dataset>/<name>`` into the packaged folder + name."""
-    # hydra's argparse wants options before overrides: bring the config options to the front
-    front, rest, i = [], [], 0
-    argv = list(argv)
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd") and i + 1 < len(argv):
-            front += argv[i : i + 2]
-            i += 2
-            continue
-        (
-            front
-            if arg.startswith(("--config-path=", "--config-name=", "--config-dir=", "-cp=", "-cn=", "-cd="))
-            else rest
-        ).append(arg)
-        i += 1
-    argv = front + rest
-    path_i = name_i = None
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        for flags, kind_of in ((("--config-path", "-cp"), "path"), (("--config-name", "-cn"), "name")):
-            for flag in flags:
-                if arg == flag and i + 1 < len(argv):
-                    index = i + 1
-                elif arg.startswith(flag + "="):
-                    index = i
-                else:
-                    continue
-                if kind_of == "path":
-                    path_i = index
-                else:
-                    name_i = index
-        i += 1
-
-    def value(index: int) -> str:
-        return argv[index].split("=", 1)[1] if argv[index].startswith("-") else argv[index]
-
-    def set_value(index: int, new: str) -> None:
-        if argv[index].startswith("-"):
-            argv[index] = argv[index].split("=", 1)[0] + "=" + new
-        else:
-            argv[index] = new
-
-    if path_i is not None:
-        cp = value(path_i)
-        if not cp.startswith("pkg://") and not os.path.isabs(cp):
-            set_value(path_i, os.path.abspath(cp))
-    elif name_i is not None:
-        name = value(name_i)
-        if name.endswith(".yaml"):
-            name = name[: -len(".yaml")]
-        folder, _, leaf = name.rpartition("/")
-        set_value(name_i, leaf)
-        argv = ["--config-path", str(CONFIG_ROOT / kind / folder)] + argv  # options before overrides
-    return [arg if arg.startswith("-") else quote_override(arg) for arg in argv]
-
-
-def quote_override(override: str) -> str:
-    """Quotes the value of a ``key=value`` override when it holds '=' (solo-learn checkpoints are
-    named "...-ep=9.ckpt"), which hydra's override grammar would otherwise reject."""
-    key, sep, val = override.partition("=")
-    if sep and "=" in val and val[:1] not in ("'", '"', "[", "{"):
-        return f"{key}='{val}'"
-    return override
-
-
-def _no_config_message(kind: str) -> str:
-    names = "\n  ".join(packaged_configs(kind))
-    return (
-        f"sfrik-{kind}: choose a config, e.g. `--config-name {packaged_configs(kind)[0]}` "
-        f"(shipped with sfrik-plugin) or `--config-path DIR --config-name NAME` (your own), "
-        f"then override any key as `key=value`.\nShipped configs:\n  {names}"
-    )
 
 
 def _run_hydra(kind: str, main: Callable) -> Any:
     import hydra
 
-    argv = _rewrite_config_args(sys.argv[1:], kind)
-    if not any(a in ("--config-name", "-cn") or a.startswith(("--config-name=", "-cn=")) for a in argv) and not any(
-        a in ("--help", "-h", "--hydra-help", "--info", "-i") for a in argv
-    ):
-        sys.exit(_no_config_message(kind))
+    argv = rewrite_argv(sys.argv[1:], kind)
+    if not names_a_config(argv):
+        sys.exit(no_config_message(kind))
     from . import register
 
     register()
@@ -149,47 +53,6 @@ def _set_struct_off(cfg):
     from omegaconf import OmegaConf
 
     OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
-def _count_devices(devices: Any, accelerator: Any) -> int:
-    if devices is None or devices == "auto" or devices == -1 or devices == "-1":
-        if str(accelerator) in ("gpu", "cuda", "auto"):
-            import torch
-
-            return max(1, torch.cuda.device_count())
-        return 1
-    if isinstance(devices, str):
-        if "," in devices:
-            return len([d for d in devices.split(",") if d.strip()])
-        return int(devices)
-    if isinstance(devices, int):
-        return devices
-    return len(devices)
-
-
-def _parse_with_devices(cfg, parse_cfg: Callable):
-    """Runs solo-learn's ``parse_cfg`` (which needs ``len(cfg.devices)`` for the lr scaling)
-    with any ``devices`` form Lightning accepts, then gives Lightning a form it takes."""
-    from omegaconf import OmegaConf
-
-    accelerator = cfg.get("accelerator", "auto")
-    original = cfg.get("devices", "auto")
-    if OmegaConf.is_list(original):
-        original = list(original)
-    n = _count_devices(original, accelerator)
-    cfg.devices = list(range(n))
-    cfg = parse_cfg(cfg)
-    cfg.num_devices = n
-    if str(accelerator) == "cpu":
-        cfg.devices = n  # the CPU accelerator takes a count, not a list of ids
-        if cfg.get("sync_batchnorm", False):
-            print("[sfrik] sync_batchnorm is turned off: it needs GPUs", flush=True)
-            cfg.sync_batchnorm = False
-    else:
-        cfg.devices = original
-    if cfg.get("strategy") is None:
-        cfg.strategy = "ddp" if n * cfg.num_nodes > 1 else "auto"
     return cfg
 
 
@@ -411,7 +274,7 @@ def run_pretrain(cfg) -> dict[str, Any]:
         raise ValueError(f"unknown method {cfg.get('method')!r}; choose from {sorted(METHODS)}")
     if cfg.method == "sfrik":  # fail on a bad config before touching data or building a backbone
         check_sfrik_method_kwargs(cfg.get("method_kwargs", {}))
-    cfg = _parse_with_devices(cfg, parse_cfg)
+    cfg = parse_with_devices(cfg, parse_cfg)
     if cfg.data.num_large_crops != 2 and cfg.method not in ("wmse", "mae", "sfrik"):
         raise ValueError(f"{cfg.method} needs exactly 2 large crops, got {cfg.data.num_large_crops}")
 
@@ -563,7 +426,7 @@ def run_linear(cfg) -> dict[str, Any]:
     ckpt = cfg.get("pretrained_feature_extractor")
     if ckpt in (None, "None", "???") or not os.path.isfile(str(ckpt)):
         raise ValueError(f"pretrained_feature_extractor must be an existing checkpoint file, got {ckpt!r}")
-    cfg = _parse_with_devices(cfg, parse_cfg)
+    cfg = parse_with_devices(cfg, parse_cfg)
     seed_everything(cfg.seed)
 
     backbone = build_backbone(cfg, cfg.pretrain_method)

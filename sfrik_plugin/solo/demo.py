@@ -22,19 +22,6 @@ import time
 from pathlib import Path
 
 
-def _compose(kind: str, name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from .cli import CONFIG_ROOT, quote_override
-
-    folder, _, leaf = name.rpartition("/")
-    with initialize_config_dir(config_dir=str(CONFIG_ROOT / kind / folder), version_base="1.2"):
-        cfg = compose(config_name=leaf, overrides=[quote_override(o) for o in overrides])
-    OmegaConf.set_struct(cfg, False)
-    return cfg
-
-
 def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int) -> list[str]:
     """The demo's changes to the shipped ``custom/sfrik`` config (28 px grey images, 2 CPU cores)."""
     crop = 28
@@ -125,6 +112,7 @@ def run_demo(argv=None) -> dict:
     from ..data.fashion_mnist import FASHION_MNIST_DIR, prepare_fashion_mnist
     from . import register
     from .cli import run_linear, run_pretrain
+    from .config import compose_config
 
     register()
     start = time.time()
@@ -141,13 +129,13 @@ def run_demo(argv=None) -> dict:
     print(f"[sfrik-demo] 2/3 pretraining SFRIK for {args.epochs} epoch(s) with online linear evaluation", flush=True)
     over = pretrain_overrides(data, work / "checkpoints", args.epochs, args.batch_size)
     _show("sfrik-pretrain", "custom/sfrik", over)
-    pre = run_pretrain(_compose("pretrain", "custom/sfrik", over))
+    pre = run_pretrain(compose_config("pretrain", "custom/sfrik", over))
     t_pre = time.time() - start
 
     print(f"[sfrik-demo] 3/3 offline linear evaluation of {pre['checkpoint']}", flush=True)
     over = linear_overrides(data, pre["checkpoint"], work / "checkpoints", args.linear_epochs, 64)
     _show("sfrik-linear", "custom", over)
-    lin = run_linear(_compose("linear", "custom", over))
+    lin = run_linear(compose_config("linear", "custom", over))
     total = time.time() - start
 
     summary = {

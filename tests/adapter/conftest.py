@@ -150,16 +150,8 @@ def compose():
     """``compose("cifar10/sfrik", [overrides])``: a shipped pretraining config, as the launcher reads it."""
 
     def _compose(name: str, overrides=()):
-        from hydra import compose as hydra_compose
-        from hydra import initialize_config_dir
-        from omegaconf import OmegaConf
+        from sfrik_plugin.solo.config import compose_config
 
-        from sfrik_plugin.solo.cli import CONFIG_ROOT
-
-        folder, _, leaf = name.rpartition("/")
-        with initialize_config_dir(config_dir=str(CONFIG_ROOT / "pretrain" / folder), version_base="1.2"):
-            cfg = hydra_compose(config_name=leaf, overrides=list(overrides))
-        OmegaConf.set_struct(cfg, False)
-        return cfg
+        return compose_config("pretrain", name, list(overrides))
 
     return _compose

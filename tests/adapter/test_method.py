@@ -19,9 +19,9 @@ def _parse(cfg):
     """solo-learn's own pretraining config parsing, as the launcher applies it (CPU, 1 device)."""
     from solo.args.pretrain import parse_cfg
 
-    from sfrik_plugin.solo.cli import _parse_with_devices
+    from sfrik_plugin.solo.launch import parse_with_devices
 
-    return _parse_with_devices(cfg, parse_cfg)
+    return parse_with_devices(cfg, parse_cfg)
 
 
 def _loader(cfg, root, batch_size=4):

@@ -1,0 +1,32 @@
+# The two commands of a fresh machine (README "Quick start"):
+#   make demo   set up everything (venv, torch, solo-learn, sfrik-plugin, demo data), then run the demo
+#   make test   the same set-up (a second or so when done), then the whole test suite
+# CI (.ci/run) runs `make lint test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PYTHON
+
+.PHONY: setup demo test lint format clean
+
+setup:
+	@bash scripts/setup.sh $(VENV)
+
+demo: setup
+	@echo "[make] running the demo: $(BIN)/sfrik-demo --workdir sfrik-demo"
+	@$(BIN)/sfrik-demo --workdir sfrik-demo
+
+# SFRIK_REQUIRE_SOLO=1: a missing or broken solo-learn fails the adapter tests instead of skipping them
+test: setup
+	@echo "[make] running the tests: $(BIN)/python -m pytest -q -ra"
+	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra
+
+lint: setup
+	@echo "[make] ruff check, ruff format --check, mypy"
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+format: setup
+	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) sfrik-demo build dist *.egg-info
