@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sfrik_plugin import sfrik_loss_func
-from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
-from sfrik_plugin.profiling import write_csv, write_json
+from sfrik_plugin.files.records import write_csv, write_json
+from sfrik_plugin.profiler.measure import machine_info, peak_memory_bytes, summarize, time_call
 
 WEIGHTS = (1.0, 40.0, 40.0)
 
@@ -133,9 +133,9 @@ def main(argv=None):
             )
         del calls
 
-    write_csv(rows, args.out / "bench_loss.csv")
+    write_csv(args.out / "bench_loss.csv", rows)
     write_json(
-        {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, args.out / "bench_loss.json"
+        args.out / "bench_loss.json", {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows}
     )
 
     table = [

@@ -13,6 +13,7 @@ give the same loss. Writes CSV + JSON (with the machine) next to a printed table
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -24,8 +25,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sfrik_plugin import sfrik_loss_func
-from sfrik_plugin.benchmarking import machine_info, peak_memory_bytes, summarize, time_call
-from sfrik_plugin.profiling import write_csv, write_json
+from sfrik_plugin.files.records import write_csv, write_json
+from sfrik_plugin.profiler.measure import machine_info, peak_memory_bytes, summarize, time_call
 
 MODES = ("sharded", "replicated")
 
@@ -46,17 +47,19 @@ def _worker(rank, world_size, batch, dim, repeats, threads, init_file, out_file)
             loss.backward()
             losses[mode] = float(loss.detach())
 
+        # one bound call per mode: a lambda in the loop would see only the loop's last mode
+        steps = {mode: functools.partial(step, mode) for mode in MODES}
         for mode in MODES:  # warm-up
-            step(mode)
-        samples = {mode: [] for mode in MODES}
+            steps[mode]()
+        samples: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(repeats):
             for mode in MODES:
                 dist.barrier()
-                samples[mode].append(time_call(lambda: step(mode)))
+                samples[mode].append(time_call(steps[mode]))
         memory = {}
         for mode in MODES:
             dist.barrier()
-            memory[mode] = peak_memory_bytes(lambda: step(mode))
+            memory[mode] = peak_memory_bytes(steps[mode])
         result = {
             mode: {**summarize(samples[mode]), "peak_bytes": memory[mode], "loss": losses[mode]} for mode in MODES
         }
@@ -123,10 +126,10 @@ def main(argv=None):
                     "loss": result[mode]["loss"],
                 }
             )
-    write_csv(rows, args.out / "bench_sharded.csv")
+    write_csv(args.out / "bench_sharded.csv", rows)
     write_json(
-        {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows},
         args.out / "bench_sharded.json",
+        {"machine": machine, "argv": sys.argv[1:] if argv is None else argv, "rows": rows},
     )
 
     print("| rank | mode | median s (min–max) | peak MiB | loss |")

@@ -10,6 +10,8 @@ every configuration in a fresh child process (clean memory peak; a crash is a re
   vicreg         solo.losses.vicreg.vicreg_loss_func         O(N q²), O(q²)
   barlow         solo.losses.barlow.barlow_loss_func         O(N q²), O(q²)
 
+(the registry of sfrik_plugin.contenders: a baseline registered there is one more choice here).
+
 Warm-up, then repeats (as many as fit in --config-seconds, 2 to 25), median and spread; one
 torch thread per worker on CPU by default (--threads).
 CPU: wall time, the profiler's tensor-allocation peak (measured on the warm-up call) and the peak
@@ -37,7 +39,8 @@ DEFAULT_DIMS = ["1024:32768"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sfrik_plugin.profiling import LOSS_CONTENDERS, add_run_control_arguments
+    from sfrik_plugin.contenders import CONTENDERS
+    from sfrik_plugin.profiler.options import add_run_control_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dims", nargs="+", default=DEFAULT_DIMS, help="embedding dims q (default 1024:32768 = 1024..32768 doubling)"
     )
-    parser.add_argument("--contenders", nargs="+", default=list(LOSS_CONTENDERS), choices=list(LOSS_CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--dtype", default="float32", help="dtype of the embeddings (float32, bf16, fp16)")
     parser.add_argument("--repeats", type=int, default=None, help="exactly this many measured calls (sets min = max)")
     parser.add_argument(
@@ -63,10 +66,15 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the workers' library warnings go nowhere useful
+    from sfrik_plugin.console import quiet_upstream_warnings
+
+    quiet_upstream_warnings()  # solo-learn's import-time deprecation noise, here in the parent
     import torch
     from tqdm import tqdm
 
-    from sfrik_plugin import profiling as P
+    from sfrik_plugin import contenders as C
+    from sfrik_plugin import profiler as P
+    from sfrik_plugin.files.records import write_csv, write_json, write_text_atomic
 
     try:
         sizes = P.parse_int_list(args.sizes, minimum=2, name="batch size N")
@@ -84,7 +92,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda asked for but CUDA is not available")
-    needs_solo = [c for c in args.contenders if P.LOSS_CONTENDERS[c].needs_solo]
+    needs_solo = [c for c in args.contenders if C.CONTENDERS[c].needs_solo]
     if needs_solo:
         try:
             with warnings.catch_warnings():
@@ -96,7 +104,7 @@ def main(argv=None) -> int:
             needs_solo = []
     if args.threads is None:
         args.threads = 1 if device.type == "cpu" else 0
-    budget, budget_text = P.memory_budget(device, args.memory_budget)
+    budget, budget_text = C.memory_budget(device, args.memory_budget)
     machine = P.describe_machine(device)
     machine["worker_threads"] = args.threads or machine["torch_threads"]
     command = "python scripts/profile_loss.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -106,7 +114,7 @@ def main(argv=None) -> int:
     log = args.out / "workers.log"
     log.write_text("")
 
-    context = P.isolation_context(["torch", "sfrik_plugin", *(["solo.losses"] if needs_solo else [])])
+    context = P.isolation_context(["torch", "sfrik_plugin.profiler", *(["solo.losses"] if needs_solo else [])])
     pooled: dict[tuple, dict] = {}
     order: list[tuple] = []
     measured: dict[tuple, dict[int, float]] = {}
@@ -124,14 +132,14 @@ def main(argv=None) -> int:
                     if entry is not None and entry["result"]["status"] != "ok":
                         bar.update()
                         continue  # decided in the first round
-                    predicted = P.predict_loss_total_bytes(contender, n, q, dtype)
-                    fits, reason = P.fit_verdict(predicted, budget)
+                    predicted = C.predict_loss_total_bytes(contender, n, q, dtype)
+                    fits, reason = C.fit_verdict(predicted, budget)
                     spec = None
                     if not fits:
                         result = {"status": "does-not-fit", "reason": reason}
                     else:
                         guess = P.extrapolate_seconds(
-                            measured.get((contender, n), {}), q, P.LOSS_CONTENDERS[contender].q_exponent
+                            measured.get((contender, n), {}), q, C.CONTENDERS[contender].q_exponent
                         )
                         if (
                             args.max_call_seconds > 0
@@ -156,7 +164,7 @@ def main(argv=None) -> int:
                                 config_seconds=args.config_seconds,
                                 threads=args.threads or None,
                                 seed=0,
-                                address_space_limit=budget + 512 * P.MIB if device.type == "cpu" else None,
+                                address_space_limit=budget + 512 * C.MIB if device.type == "cpu" else None,
                                 log=str(log),
                             )
                             result = P.run_isolated(P.loss_worker, spec, timeout=args.timeout, context=context)
@@ -185,26 +193,26 @@ def main(argv=None) -> int:
             "q": q,
             "device": str(device),
             "dtype": str(dtype).removeprefix("torch."),
-            "predicted_mib": round(entry["predicted"] / P.MIB, 1),
+            "predicted_mib": round(entry["predicted"] / C.MIB, 1),
         }
         rows.append(P.result_row(base, entry["result"]))
     summary = P.loss_summary(rows)
     title = f"{machine['cpu'] if device.type == 'cpu' else machine['gpu']}, {machine['worker_threads']} thread(s), torch {machine['torch']}"
-    P.write_csv(rows, args.out / "profile_loss.csv")
-    P.write_json(
+    write_csv(args.out / "profile_loss.csv", rows)
+    write_json(
+        args.out / "profile_loss.json",
         {
             "machine": machine,
             "command": command,
             "memory_budget": budget_text,
             "memory_budget_bytes": budget,
-            "contenders": {c: P.LOSS_CONTENDERS[c].description for c in args.contenders},
+            "contenders": {c: C.CONTENDERS[c].description for c in args.contenders},
             "summary": summary,
             "rows": rows,
         },
-        args.out / "profile_loss.json",
     )
     text = render_markdown(rows, summary, machine, command, budget_text)
-    (args.out / "profile_loss.md").write_text(text + "\n")
+    write_text_atomic(args.out / "profile_loss.md", text + "\n")
     print(text)
     png = P.plot_loss(rows, summary, args.out / "profile_loss.png", title=title)
     print(
@@ -214,7 +222,7 @@ def main(argv=None) -> int:
 
 
 def _line(contender, n, q, result, predicted) -> str:
-    from sfrik_plugin.profiling import format_bytes
+    from sfrik_plugin.contenders import format_bytes
 
     if result["status"] != "ok":
         return f"  {contender:14s} N={n:<5d} q={q:<6d} {result['status']}: {result.get('reason', '')}"
@@ -228,13 +236,14 @@ def _line(contender, n, q, result, predicted) -> str:
 
 
 def render_markdown(rows, summary, machine, command, budget_text) -> str:
-    from sfrik_plugin.profiling import LOSS_CONTENDERS, markdown_table
+    from sfrik_plugin.contenders import CONTENDERS
+    from sfrik_plugin.profiler.plots import markdown_table, style_and_label
 
     def status(row):
         return "ok" if row["status"] == "ok" else f"{row['status']}: {row['reason']}"
 
     table = markdown_table(
-        [dict(r, label=LOSS_CONTENDERS[r["contender"]].label, state=status(r)) for r in rows],
+        [dict(r, label=style_and_label(r["contender"], CONTENDERS)[1], state=status(r)) for r in rows],
         [
             ("N", "N", "d"),
             ("q", "q", "d"),
@@ -254,7 +263,7 @@ def render_markdown(rows, summary, machine, command, budget_text) -> str:
         for n, fit in per_n.items():
             slope_rows.append(
                 {
-                    "loss": LOSS_CONTENDERS[contender].label,
+                    "loss": style_and_label(contender, CONTENDERS)[1],
                     "N": int(n),
                     "time": fit.get("time", {}).get("slope"),
                     "r2": fit.get("time", {}).get("r2"),

@@ -26,19 +26,19 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sfrik_plugin.profiling import add_run_control_arguments
+    from sfrik_plugin.contenders import TRAIN_METHODS
+    from sfrik_plugin.contenders.memory import BACKBONES
+    from sfrik_plugin.profiler.options import add_run_control_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dims", nargs="+", default=["512", "2048", "8192", "16384"], help="embedding dims q")
-    parser.add_argument(
-        "--methods", nargs="+", default=["sfrik", "vicreg", "barlow"], choices=["sfrik", "vicreg", "barlow"]
-    )
+    parser.add_argument("--methods", nargs="+", default=list(TRAIN_METHODS), choices=list(TRAIN_METHODS))
     parser.add_argument(
         "--hidden", type=int, default=2048, help="projector hidden width (2 hidden layers, all methods)"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (each gives 2 views)")
     parser.add_argument("--image-size", type=int, default=16, help="default 16 px keeps the CPU grid under 10 minutes")
-    parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "resnet50"])
+    parser.add_argument("--backbone", default="resnet18", choices=list(BACKBONES))
     parser.add_argument("--precision", default=None, help="Lightning precision (default: 32 on CPU, 16-mixed on GPU)")
     add_run_control_arguments(
         parser, out="bench-results/profile-train", config_seconds=25.0, max_repeats=3, unit="steps"
@@ -50,10 +50,15 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the workers' library warnings go nowhere useful
+    from sfrik_plugin.console import quiet_upstream_warnings
+
+    quiet_upstream_warnings()  # solo-learn's import-time deprecation noise, here in the parent
     import torch
     from tqdm import tqdm
 
-    from sfrik_plugin import profiling as P
+    from sfrik_plugin import contenders as C
+    from sfrik_plugin import profiler as P
+    from sfrik_plugin.files.records import write_csv, write_json, write_text_atomic
 
     try:
         dims = P.parse_int_list(args.dims, minimum=2, name="dimension q")
@@ -71,7 +76,7 @@ def main(argv=None) -> int:
 
     if args.threads is None:
         args.threads = 1 if device.type == "cpu" else 0
-    budget, budget_text = P.memory_budget(device, args.memory_budget)
+    budget, budget_text = C.memory_budget(device, args.memory_budget)
     machine = P.describe_machine(device)
     machine["worker_threads"] = args.threads or machine["torch_threads"]
     command = "python scripts/profile_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -82,7 +87,9 @@ def main(argv=None) -> int:
     log.write_text("")
     config_dataset = "cifar10" if args.image_size <= 64 else "imagenet"
 
-    context = P.isolation_context(["torch", "lightning.pytorch", "solo.methods", "sfrik_plugin.solo"])
+    context = P.isolation_context(
+        ["torch", "lightning.pytorch", "solo.methods", "sfrik_plugin.solo", "sfrik_plugin.profiler"]
+    )
     pooled: dict[tuple, dict] = {}
     order: list[tuple] = []
     bar = tqdm(
@@ -101,10 +108,10 @@ def main(argv=None) -> int:
                 if entry is not None and entry["result"]["status"] != "ok":
                     bar.update()
                     continue
-                predicted = P.predict_train_bytes(
+                predicted = C.predict_train_bytes(
                     method, args.batch_size, q, args.hidden, args.backbone, args.image_size
                 )
-                fits, reason = P.fit_verdict(predicted, budget)
+                fits, reason = C.fit_verdict(predicted, budget)
                 if not fits:
                     result = {"status": "does-not-fit", "reason": reason}
                 else:
@@ -125,7 +132,7 @@ def main(argv=None) -> int:
                         seed=0,
                         config_dataset=config_dataset,
                         log=str(log),
-                        address_space_limit=budget + 1024 * P.MIB if device.type == "cpu" else None,
+                        address_space_limit=budget + 1024 * C.MIB if device.type == "cpu" else None,
                     )
                     if spec["precision"] is None:
                         spec.pop("precision")
@@ -152,7 +159,7 @@ def main(argv=None) -> int:
             "image_size": args.image_size,
             "backbone": args.backbone,
             "device": str(device),
-            "predicted_mib": round(entry["predicted"] / P.MIB, 1),
+            "predicted_mib": round(entry["predicted"] / C.MIB, 1),
         }
         row = P.result_row(base, entry["result"])
         row["images_per_s"] = args.batch_size / row["median_s"] if row.get("median_s") else None
@@ -164,13 +171,13 @@ def main(argv=None) -> int:
         f"{where}, {machine['worker_threads']} thread(s), torch {machine['torch']}; {args.backbone}, "
         f"{args.image_size}px, batch {args.batch_size}, projector {args.hidden}-{args.hidden}-q"
     )
-    P.write_csv(rows, args.out / "profile_train.csv")
-    P.write_json(
-        {"machine": machine, "command": command, "memory_budget": budget_text, "summary": summary, "rows": rows},
+    write_csv(args.out / "profile_train.csv", rows)
+    write_json(
         args.out / "profile_train.json",
+        {"machine": machine, "command": command, "memory_budget": budget_text, "summary": summary, "rows": rows},
     )
     text = render_markdown(rows, summary, machine, command, budget_text, title)
-    (args.out / "profile_train.md").write_text(text + "\n")
+    write_text_atomic(args.out / "profile_train.md", text + "\n")
     print(text)
     png = P.plot_train(rows, summary, args.out / "profile_train.png", title=title)
     print(
@@ -180,7 +187,7 @@ def main(argv=None) -> int:
 
 
 def _line(method, q, result, batch_size) -> str:
-    from sfrik_plugin.profiling import format_bytes
+    from sfrik_plugin.contenders import format_bytes
 
     if result["status"] != "ok":
         return f"  {method:7s} q={q:<6d} {result['status']}: {result.get('reason', '')}"
@@ -195,7 +202,7 @@ def _line(method, q, result, batch_size) -> str:
 
 
 def render_markdown(rows, summary, machine, command, budget_text, title) -> str:
-    from sfrik_plugin.profiling import markdown_table
+    from sfrik_plugin.profiler.plots import markdown_table
 
     table = markdown_table(
         [dict(r, state="ok" if r["status"] == "ok" else f"{r['status']}: {r['reason']}") for r in rows],

@@ -187,7 +187,7 @@ def test_bad_inputs_raise_clear_errors(z, kwargs, error, message):
 
 
 def test_blocked_path_never_holds_the_full_gram_matrix():
-    from sfrik_plugin.benchmarking import peak_memory_bytes
+    from sfrik_plugin.profiler.measure import peak_memory_bytes
 
     n, q, block = 4096, 16, 128
     z = sphere(n, q, dtype=torch.float32).requires_grad_()

@@ -1,0 +1,73 @@
+"""The contenders the profiler compares, and whether a configuration fits in memory.
+
+* :mod:`.registry` — :class:`LossContender` / :class:`TrainMethod` entries, :data:`CONTENDERS`,
+  :func:`register_contender`, :func:`get_contender` (and the same for training methods);
+* :mod:`.losses` — the built-in loss contenders (SFRIK's gram / blocked / feature paths,
+  solo-learn's VICReg and Barlow Twins), their step builders and memory models;
+* :mod:`.methods` — the built-in training methods (sfrik, vicreg, barlow);
+* :mod:`.memory` — the memory budget and the predictions compared with it.
+
+Torch and the maths only: solo-learn is imported inside the step builders that call it.
+
+Example:
+    >>> from sfrik_plugin.contenders import CONTENDERS
+    >>> sorted(CONTENDERS)
+    ['barlow', 'sfrik-blocked', 'sfrik-feature', 'sfrik-gram', 'vicreg']
+"""
+
+from . import losses, methods  # noqa: F401  (registers the built-in entries)
+from .memory import (
+    BACKBONES,
+    GIB,
+    MIB,
+    SAFETY_FACTOR,
+    BackboneSize,
+    fit_verdict,
+    format_bytes,
+    memory_available_bytes,
+    memory_budget,
+    parse_bytes,
+    predict_loss_peak_bytes,
+    predict_loss_total_bytes,
+    predict_train_bytes,
+)
+from .registry import (
+    CONTENDERS,
+    TRAIN_METHODS,
+    LossContender,
+    PlotStyle,
+    TrainMethod,
+    get_contender,
+    get_train_method,
+    register_contender,
+    register_train_method,
+    unregister_contender,
+    unregister_train_method,
+)
+
+__all__ = [
+    "CONTENDERS",
+    "TRAIN_METHODS",
+    "LossContender",
+    "TrainMethod",
+    "PlotStyle",
+    "register_contender",
+    "unregister_contender",
+    "get_contender",
+    "register_train_method",
+    "unregister_train_method",
+    "get_train_method",
+    "MIB",
+    "GIB",
+    "SAFETY_FACTOR",
+    "memory_budget",
+    "memory_available_bytes",
+    "parse_bytes",
+    "format_bytes",
+    "fit_verdict",
+    "predict_loss_peak_bytes",
+    "predict_loss_total_bytes",
+    "predict_train_bytes",
+    "BackboneSize",
+    "BACKBONES",
+]
