@@ -1,7 +1,9 @@
 """Test helpers for the model-zoo tests: a local HTTP server and an official-style ResNet.
 
 The server listens on 127.0.0.1 only, serves in-memory files, honours ``Range`` requests,
-records every request, and can be told to cut a response in the middle.
+records every request, can be told to cut a response in the middle, and to send no
+``Content-Length`` (HTTP/1.0: the end of the body is the end of the connection, so a cut
+looks exactly like a complete file to the client).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class FileServer:
         self.files = dict(files)
         self.requests = []  # (path, Range header or None)
         self.cut = {}  # path -> [bytes to send before cutting, how many responses to cut]
+        self.no_length = set()  # paths answered without Content-Length
         self.honour_range = True
         self._lock = threading.Lock()
         server = self
@@ -57,7 +60,8 @@ class FileServer:
                 body = data[start:]
                 self.send_response(status)
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
+                if self.path not in server.no_length:
+                    self.send_header("Content-Length", str(len(body)))
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
@@ -96,6 +100,45 @@ def refused_url(path: str = "/x.pth") -> str:
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}{path}"
+
+
+def split_bytes(data: bytes, n: int = 3) -> list[bytes]:
+    """``data`` cut into ``n`` consecutive parts (the last one takes the remainder)."""
+    step = len(data) // n
+    return [data[i * step : (i + 1) * step if i < n - 1 else len(data)] for i in range(n)]
+
+
+def targz_bytes(members: dict) -> bytes:
+    """A .tar.gz holding ``{name: bytes}``, built in memory."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def torch_bytes(obj) -> bytes:
+    """``torch.save(obj)`` as bytes (a zip archive, like every PyTorch >= 1.6 checkpoint)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+class MarkerPayload:
+    """Pickles to a call that creates ``path`` when fully unpickled: the stand-in for malicious code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.path!r}, 'w').close()",))
 
 
 def write_manifest(path, models):

@@ -83,17 +83,28 @@ def test_unknown_target_lists_the_choices(capsys):
     assert "invalid choice: 'keras' (choose from" in capsys.readouterr().err
 
 
-def test_download_warns_loudly_then_pinned_hash_is_quiet(served, r18_bytes, capsys, tmp_path):
+def test_download_trusts_first_copy_loudly_then_verifies_quietly(served, r18_bytes, capsys, tmp_path):
     srv, manifest = served
     digest = hashlib.sha256(r18_bytes).hexdigest()
     code, out, err = run(capsys, "--manifest", manifest, "download", "tiny-r18", *NET)
     assert code == 0
     path = tmp_path / "cache" / "tiny-r18" / "r18.pth"
     assert out.strip() == str(path) and path.read_bytes() == r18_bytes
-    assert "WARNING: NO CHECKSUM" in err and f"--sha256 {digest}" in err
-    # cached + pinned: verified, quiet, and no request made
-    code, out, err = run(capsys, "--manifest", manifest, "download", "tiny-r18", "--sha256", digest, *NET)
-    assert code == 0 and "WARNING" not in err and len(srv.requests) == 1
+    assert "WARNING: TRUST ON FIRST USE for tiny-r18" in err and digest in err and str(manifest) in err
+    recorded = json.loads(manifest.read_text())["models"][0]["files"][0]
+    assert (recorded["size"], recorded["sha256"]) == (len(r18_bytes), digest)
+    # cached, recorded, and pinned or not: verified, quiet, and no request made
+    for pin in ([], ["--sha256", digest]):
+        code, out, err = run(capsys, "--manifest", manifest, "download", "tiny-r18", *pin, *NET)
+        assert code == 0 and "WARNING" not in err and len(srv.requests) == 1
+
+
+def test_a_pinned_first_download_is_recorded_without_a_banner(served, r18_bytes, capsys, tmp_path):
+    _, manifest = served
+    digest = hashlib.sha256(r18_bytes).hexdigest()
+    code, _, err = run(capsys, "--manifest", manifest, "download", "tiny-r18", "--sha256", digest, *NET)
+    assert code == 0 and "WARNING" not in err
+    assert json.loads(manifest.read_text())["models"][0]["files"][0]["sha256"] == digest
 
 
 def test_download_with_wrong_pin_fails_cleanly(served, capsys, tmp_path):

@@ -10,6 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
+from sfrik_plugin.files.checkpoints import UntrustedCheckpointError, load_checkpoint
 from sfrik_plugin.zoo.convert import ConversionError
 
 # the package exports a convert() function under the module's name: fetch the module itself
@@ -68,7 +69,7 @@ def test_official_to_timm_loads_strictly_and_gives_same_features(official, tmp_p
 
 def test_load_model_api_returns_feature_extractors(official):
     _, path, feats = official
-    obj = conv.load_checkpoint(path)
+    obj = load_checkpoint(path)
     for target in ("torchvision", "timm"):
         if target == "timm":
             pytest.importorskip("timm")
@@ -81,7 +82,7 @@ def test_load_model_api_returns_feature_extractors(official):
 def test_a_lost_tensor_changes_the_features(official):
     """Guards the feature checks above: they would notice a dropped BN statistic."""
     _, path, feats = official
-    sd = conv.to_torchvision(conv.load_checkpoint(path))
+    sd = conv.to_torchvision(load_checkpoint(path))
     sd["layer3.2.bn2.running_var"] = torch.ones_like(sd["layer3.2.bn2.running_var"])
     model = torchvision.models.resnet50(weights=None)
     model.fc = nn.Identity()
@@ -147,7 +148,7 @@ def test_solo_checkpoint_rebuilds_through_solo_learns_knn_loader(official, tmp_p
 def test_args_for_the_official_entry_pass_our_adapters_checks():
     pytest.importorskip("solo.methods", reason="solo-learn is not installed (CI does not have it)")
     method = importlib.import_module("sfrik_plugin.solo.method")
-    from sfrik_plugin.zoo.manifest import get_entry
+    from sfrik_plugin.zoo.catalog import get_entry
 
     entry = get_entry("sfrik-r50-in1k-200ep-q32768")
     args = conv.solo_args("resnet50", "imagenet", name="x", entry=entry, epochs=entry.epochs)
@@ -237,7 +238,7 @@ def test_cifar_stem_resnet18_converts_to_timm_with_same_features(tmp_path):
     solo_backbone.maxpool = nn.Identity()
     randomize_(solo_backbone, seed=7)
     src = _solo_style_ckpt(solo_backbone, tmp_path)
-    obj = conv.load_checkpoint(src)
+    obj = load_checkpoint(src)
     assert conv.check_backbone(conv.extract_backbone(obj)[0]) == ("resnet18", "cifar")
     model = conv.load_model(obj, "timm")
     x = torch.randn(2, 3, 32, 32)
@@ -284,9 +285,11 @@ def test_pickled_objects_are_refused_without_trust(tmp_path):
     sd = torchvision.models.resnet18(weights=None).state_dict()
     p = tmp_path / "pickled.ckpt"
     torch.save({"state_dict": {"backbone." + k: v for k, v in sd.items()}, "callbacks": Opaque()}, p)
-    with pytest.raises(ConversionError, match="trust_pickle=True .*--trust-pickle"):
-        conv.load_checkpoint(p)
-    assert "state_dict" in conv.load_checkpoint(p, trust_pickle=True)
+    with pytest.raises(UntrustedCheckpointError, match="trust_pickle=True"):
+        conv.convert(p, "official", tmp_path / "o.pth")
+    assert not (tmp_path / "o.pth").exists()
+    out = conv.convert(p, "official", tmp_path / "o.pth", trust_pickle=True)  # a file you made yourself
+    assert load_checkpoint(out).keys() == {k for k in sd if not k.startswith("fc.")}
 
 
 def test_not_a_resnet_is_refused():

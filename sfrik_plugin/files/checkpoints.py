@@ -168,8 +168,9 @@ def _names_a_missing_global(error: BaseException) -> bool:
     """Whether the refused global is a name that does not exist below a module already imported.
 
     A legacy (pre-zip) checkpoint cut in the middle of a name ends with e.g.
-    ``torch._utils._rebuild_tens``: that is a damaged file, not one holding foreign objects. Only
-    modules already in ``sys.modules`` are looked at, never imported (importing can run code).
+    ``torch._utils._rebuild_tens``: that is a damaged file, not one holding foreign objects. The
+    name is only looked up in modules already in ``sys.modules``; nothing it names is imported
+    here (importing can run code).
     """
     match = re.search(r"GLOBAL (\S*?)(?: was not an allowed| whose module)", " ".join(str(error).split()))
     if not match:

@@ -2,14 +2,23 @@
 
 What "safe" means here:
 
-* the bytes go to ``<final>.part`` and only take the final name (``os.replace``) once their
-  size and sha256 have been checked: a partial or corrupt file never looks like a good one;
+* the bytes go to ``<final>.part`` and take the final name (``os.replace``) only once they are
+  known to be whole — by the manifest's size, by the server's ``Content-Length`` /
+  ``Content-Range``, or, when neither exists, by the structure of the file
+  (:mod:`sfrik_plugin.zoo.integrity`) — and match the sha256 when one is known: a cut or corrupt
+  file never looks like a good one;
 * an interrupted download is resumed with an HTTP ``Range`` request, both inside one call
   (automatic retries) and across calls (the ``.part`` file is kept);
-* a file already in the cache is used without touching the network;
-* when the manifest has no sha256, a loud warning prints the hash that was obtained so that
-  the user can pin it (``sha256=...`` / ``--sha256``);
-* multi-part entries are downloaded part by part and concatenated into the final file.
+* a file already in the cache is used without touching the network. A cached file that differs
+  from the manifest's hash is replaced by a verified download; one that differs from the hash
+  *you* pinned (``sha256=`` / ``--sha256``) is an error and stays untouched (the pin is more
+  likely mistyped than the file wrong). ``force=True`` downloads again and replaces the cached
+  file once the new copy is verified;
+* when no sha256 is published, the first whole copy is trusted and its size and sha256 are
+  recorded in the user manifest (:func:`sfrik_plugin.zoo.catalog.record_trusted`), with a loud
+  warning that prints the hash; later downloads and cached copies are checked against it;
+* multi-part entries are downloaded part by part and concatenated; parts whose completeness
+  is unknown stay ``.part`` files until the assembled file passes its checks.
 
 The cache directory is ``$SFRIK_ZOO_CACHE`` (default ``~/.cache/sfrik-plugin/zoo``), one
 sub-directory per model.  ``SFRIK_ZOO_OFFLINE=1`` forbids any network access.
@@ -24,270 +33,104 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import re
-import sys
-import time
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
-from .manifest import ModelEntry, check_sha256, get_entry
+from ..console import get_logger
+from ..files.checkpoints import DOWNLOAD_CACHE_ENV, download_cache_dir, mark_download_cache
+from .catalog import get_entry, record_trusted
+from .errors import ChecksumError, TrustOnFirstUseWarning
+from .fetch import OFFLINE_ENV, FetchResult, fetch_url, unverified_warning
+from .integrity import sha256_file
+from .manifest import ModelEntry, UnknownModelError, check_sha256
+from .parts import assemble_parts
 
-CACHE_ENV = "SFRIK_ZOO_CACHE"
-OFFLINE_ENV = "SFRIK_ZOO_OFFLINE"
-DEFAULT_CACHE = Path("~/.cache/sfrik-plugin/zoo")
-USER_AGENT = "sfrik-plugin-zoo/1 (+python-urllib)"
-_CHUNK = 1 << 16
+__all__ = ["CACHE_ENV", "OFFLINE_ENV", "FetchResult", "cache_dir", "fetch_url", "download", "sha256_file"]
 
+log = get_logger(__name__)
 
-class ZooDownloadError(RuntimeError):
-    """A download failed (HTTP error, unreachable host, size mismatch, offline mode...)."""
-
-
-class ChecksumError(ZooDownloadError):
-    """The downloaded bytes do not have the expected sha256 (nothing was kept)."""
-
-
-class UnverifiedDownloadWarning(UserWarning):
-    """A file was accepted without a known sha256 to compare against."""
-
-
-class FetchResult(NamedTuple):
-    path: Path
-    sha256: str
-    from_cache: bool
-    verified: bool
-
-
-class _Interrupted(Exception):
-    """The transfer stopped before the end; the partial file can be resumed."""
+CACHE_ENV = DOWNLOAD_CACHE_ENV
 
 
 def cache_dir() -> Path:
     """The zoo cache directory (``$SFRIK_ZOO_CACHE`` or ``~/.cache/sfrik-plugin/zoo``)."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else DEFAULT_CACHE.expanduser()
+    return download_cache_dir()
 
 
-def _offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+def _is_catalog_entry(entry: ModelEntry, manifest: str | os.PathLike | None) -> bool:
+    """Whether ``entry`` is the catalog's entry of that name (so hashes may be recorded for it)."""
+    try:
+        known = get_entry(entry.name, manifest)
+    except UnknownModelError:
+        return False
+    same_files = [(f.filename, f.url) for f in known.files] == [(f.filename, f.url) for f in entry.files]
+    return same_files and (known.assembled is None) == (entry.assembled is None)
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _unverified(what: str, digest: str) -> None:
+def _trust_first_copy(
+    entry: ModelEntry,
+    path: Path,
+    values: dict[str, tuple[int, str]],
+    pinned: bool,
+    manifest: str | os.PathLike | None,
+) -> None:
+    """Record the sizes / hashes the manifest lacks (trust on first use) and say so loudly."""
+    verified = pinned or entry.output_sha256 is not None
+    try:
+        where = record_trusted(
+            entry.name, values, manifest, "verified with --sha256" if pinned else "trust on first use"
+        )
+    except OSError as e:  # the download itself is fine: only the record is lost
+        log.warning("could not record the sha256 of %s in the user manifest (%s)", entry.name, e)
+        where = None
+    size, digest = values.get(entry.output_filename) or (path.stat().st_size, sha256_file(path))
+    if verified:
+        if where is not None:
+            log.info("recorded the sizes and sha256 of %s (%s) in %s", entry.name, ", ".join(values), where)
+        return
+    if where is None:
+        unverified_warning(str(path), digest)
+        return
     warnings.warn(
-        f"NO CHECKSUM TO VERIFY {what}: the manifest has no sha256 for it, so its integrity "
-        f"was NOT checked. The sha256 of what you now have is {digest} - compare it with a "
-        f"trusted source and pin it with --sha256 {digest} (Python: sha256='{digest}').",
-        UnverifiedDownloadWarning,
+        f"TRUST ON FIRST USE for {entry.name}: the manifest has no sha256 for it, so this first copy was "
+        f"trusted as it is. Its size ({size} bytes) and sha256 {digest} are now recorded in {where}, and every "
+        f"later download or cached copy is checked against them. Compare {digest} with a trusted source now; "
+        f"if it differs, delete {path} and the {entry.name!r} record in {where}, then download again.",
+        TrustOnFirstUseWarning,
         stacklevel=3,
     )
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress is a nicety, never a reason to fail
-        enabled = False
-    if not enabled:
-
-        class _Null:
-            def update(self, n):
-                pass
-
-            def close(self):
-                pass
-
-        return _Null()
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=desc,
-        file=sys.stderr,
-        leave=True,
+def _fetch_single(
+    entry: ModelEntry,
+    folder: Path,
+    pin: str | None,
+    progress: bool,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    force: bool,
+) -> tuple[Path, dict[str, tuple[int, str]]]:
+    """The file of a one-file entry, and ``{filename: (size, sha256)}`` if the manifest lacks its hash."""
+    f = entry.files[0]
+    r = fetch_url(
+        f.url,
+        folder / f.filename,
+        pin or f.sha256,
+        None if pin else f.size,
+        progress=progress,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        warn_unverified=False,
+        force=force,
+        repair_cache=pin is None,  # a hash from the manifest vouches for a replacement, a pin does not
+        model=entry.name,
     )
-
-
-def _transfer(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One HTTP request that appends to (or restarts) ``part``."""
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:
-            # Nothing left beyond what we have: the partial file is complete (or wrong,
-            # which the size/checksum checks will tell).
-            return
-        if 500 <= e.code < 600:
-            raise _Interrupted(f"HTTP {e.code} {e.reason}") from None
-        raise ZooDownloadError(f"HTTP error {e.code} ({e.reason}) while downloading {url}") from None
-    except urllib.error.URLError as e:
-        raise ZooDownloadError(
-            f"cannot reach {url}: {e.reason}. Check the network (or, offline, put the file "
-            f"in the cache directory {cache_dir()})"
-        ) from None
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
-        raise _Interrupted(f"{type(e).__name__}: {e}") from None
-
-    with response:
-        mode = "wb"
-        if offset and response.status == 206:
-            m = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-            if m and int(m.group(1)) == offset:
-                mode = "ab"
-            else:
-                raise ZooDownloadError(
-                    f"{url}: server answered a resume request with an unexpected Content-Range "
-                    f"{response.headers.get('Content-Range')!r}; delete {part} and try again"
-                )
-        start = offset if mode == "ab" else 0
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length is not None and length.isdigit() else None
-        bar = _progress_bar(
-            start + expected if expected is not None else None, start, part.name[: -len(".part")], progress
-        )
-        written = 0
-        try:
-            with open(part, mode) as f:
-                while True:
-                    try:
-                        block = response.read(_CHUNK)
-                    except (http.client.IncompleteRead, ConnectionError, TimeoutError, http.client.HTTPException) as e:
-                        raise _Interrupted(f"{type(e).__name__} after {start + written} bytes") from None
-                    if not block:
-                        break
-                    f.write(block)
-                    written += len(block)
-                    bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        finally:
-            bar.close()
-        if expected is not None and written < expected:
-            raise _Interrupted(f"connection closed after {start + written} of {start + expected} bytes")
-
-
-def fetch_url(
-    url: str,
-    dest: str | os.PathLike,
-    sha256: str | None = None,
-    size: int | None = None,
-    *,
-    progress: bool = True,
-    timeout: float = 30.0,
-    retries: int = 3,
-    backoff: float = 1.0,
-    warn_unverified: bool = True,
-) -> FetchResult:
-    """Download ``url`` to ``dest`` safely; return where it is and its sha256.
-
-    If ``dest`` already exists (and matches ``sha256`` when given) no request is made.
-    A transfer cut in the middle is resumed with HTTP Range up to ``retries`` times; if it
-    still fails, ``dest + '.part'`` is kept and the next call resumes from it.
-
-    Example::
-
-        >>> r = fetch_url("https://example.org/w.pth", "/tmp/w.pth", sha256=None)  # doctest: +SKIP
-        >>> r.sha256                                                                 # doctest: +SKIP
-        '9f86d08...'
-    """
-    dest = Path(dest)
-    sha256 = check_sha256(sha256, "expected sha256")
-    if not url.startswith(("http://", "https://")):
-        raise ZooDownloadError(f"refusing to download {url!r}: only http:// and https:// URLs are allowed")
-    if dest.exists():
-        digest = sha256_file(dest)
-        if sha256 is None or digest == sha256:
-            if sha256 is None and warn_unverified:
-                _unverified(f"the cached file {dest}", digest)
-            return FetchResult(dest, digest, True, sha256 is not None)
-        warnings.warn(
-            f"cached file {dest} has sha256 {digest}, expected {sha256}: downloading it again",
-            stacklevel=2,
-        )
-        dest.unlink()
-    if _offline():
-        raise ZooDownloadError(f"{OFFLINE_ENV} is set and {dest} is not in the cache (source: {url})")
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    failures = 0
-    while True:
-        try:
-            _transfer(url, part, timeout, progress)
-            break
-        except _Interrupted as e:
-            failures += 1
-            kept = part.stat().st_size if part.exists() else 0
-            if failures > retries:
-                raise ZooDownloadError(
-                    f"download of {url} failed after {failures} attempt(s) ({e}); the {kept} bytes "
-                    f"received are kept in {part} and the next attempt resumes from there"
-                ) from None
-            time.sleep(backoff * min(2 ** (failures - 1), 30))
-
-    if not part.exists():  # e.g. 416 on a resume with no partial left
-        raise ZooDownloadError(f"download of {url} produced no data")
-    got = part.stat().st_size
-    if size is not None and got != size:
-        part.unlink()
-        raise ZooDownloadError(
-            f"{url}: received {got} bytes but the manifest says {size}; the partial file was deleted"
-        )
-    digest = sha256_file(part)
-    if sha256 is not None and digest != sha256:
-        part.unlink()
-        raise ChecksumError(
-            f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}. "
-            f"The file was deleted and nothing was written to {dest}"
-        )
-    os.replace(part, dest)
-    if sha256 is None and warn_unverified:
-        _unverified(f"{dest} (downloaded from {url})", digest)
-    return FetchResult(dest, digest, False, sha256 is not None)
-
-
-def _assemble(parts, dest: Path, sha256: str | None) -> str:
-    """Concatenate ``parts`` into ``dest`` via a temporary file; return the sha256."""
-    tmp = dest.with_name(dest.name + ".part")
-    h = hashlib.sha256()
-    with open(tmp, "wb") as out:
-        for p in parts:
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-                    out.write(block)
-        out.flush()
-        os.fsync(out.fileno())
-    digest = h.hexdigest()
-    if sha256 is not None and digest != sha256:
-        tmp.unlink()
-        raise ChecksumError(
-            f"checksum mismatch for the assembled file {dest.name}: expected sha256 {sha256}, "
-            f"got {digest}. Nothing was written to {dest}"
-        )
-    os.replace(tmp, dest)
-    return digest
+    if f.sha256 is None and pin is None and not r.confirmed:
+        unverified_warning(f"{r.path} (nor could its completeness be checked)", r.sha256)
+    return r.path, ({f.filename: (r.size, r.sha256)} if f.sha256 is None and r.confirmed else {})
 
 
 def download(
@@ -301,47 +144,50 @@ def download(
     backoff: float = 1.0,
     keep_parts: bool = False,
     manifest: str | os.PathLike | None = None,
+    force: bool = False,
 ) -> Path:
     """Fetch a zoo model into the cache (or find it there) and return the file's path.
 
     ``sha256`` pins the expected hash of the final file (the assembled file for multi-part
-    entries), overriding the manifest.  Multi-part entries download every part, concatenate
-    them in order, verify, and delete the parts unless ``keep_parts``.
+    entries), overriding the manifest. ``manifest`` is the user manifest (models you added,
+    hashes recorded on first use). ``force`` downloads again and replaces the cached file once
+    the new copy is verified. Multi-part entries download every part, concatenate them in
+    order, verify, and delete the parts unless ``keep_parts``.
 
     Example::
 
         >>> p = download("sfrik-r50-in1k-200ep-q32768", cache="/tmp/zoo")  # doctest: +SKIP
     """
     entry = name if isinstance(name, ModelEntry) else get_entry(name, manifest)
-    root = Path(cache).expanduser() if cache is not None else cache_dir()
+    root = mark_download_cache(Path(cache).expanduser() if cache is not None else cache_dir())
     folder = root / entry.name
     pin = check_sha256(sha256, "--sha256")
-    kw = dict(progress=progress, timeout=timeout, retries=retries, backoff=backoff)
-
-    if entry.assembled is None:
-        f = entry.files[0]
-        return fetch_url(f.url, folder / f.filename, pin or f.sha256, f.size, **kw).path
-
-    final = folder / entry.assembled.filename
-    expected = pin or entry.assembled.sha256
-    if final.exists():
-        digest = sha256_file(final)
-        if expected is None or digest == expected:
-            if expected is None:
-                _unverified(f"the cached file {final}", digest)
-            return final
-        warnings.warn(f"cached {final} has sha256 {digest}, expected {expected}: rebuilding it", stacklevel=2)
-        final.unlink()
-    part_paths = []
-    for f in entry.files:
-        # A part without its own hash is covered by the assembled file's hash; when there
-        # is none either, the single warning below gives the hash worth pinning.
-        r = fetch_url(f.url, folder / f.filename, f.sha256, f.size, warn_unverified=False, **kw)
-        part_paths.append(r.path)
-    digest = _assemble(part_paths, final, expected)
-    if not keep_parts:
-        for p in part_paths:
-            p.unlink()
-    if expected is None:
-        _unverified(f"the assembled file {final}", digest)
-    return final
+    try:
+        if entry.assembled is None:
+            path, values = _fetch_single(entry, folder, pin, progress, timeout, retries, backoff, force)
+        else:
+            path, values = assemble_parts(
+                entry,
+                folder,
+                pin,
+                keep_parts,
+                progress=progress,
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                force=force,
+            )
+    except ChecksumError as e:
+        recorded = {s.recorded_in for s in [*entry.files, entry.assembled] if s is not None and s.recorded_in}
+        if pin is not None or not recorded:
+            raise
+        raise ChecksumError(
+            f"{e}. The expected sha256 was recorded in {', '.join(map(str, recorded))} when the first copy was "
+            f"trusted (trust on first use): if the publisher replaced the file on purpose, delete the "
+            f"{entry.name!r} record there and download again; otherwise do not use this download"
+        ) from None
+    if values and (isinstance(name, str) or _is_catalog_entry(entry, manifest)):
+        _trust_first_copy(entry, path, values, pin is not None, manifest)
+    elif values and pin is None:
+        unverified_warning(str(path), values.get(entry.output_filename, (0, sha256_file(path)))[1])
+    return path

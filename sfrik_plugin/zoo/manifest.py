@@ -1,15 +1,17 @@
 """The model-zoo manifest: one JSON file, one entry per published model.
 
-The single source of truth is ``sfrik_plugin/zoo/manifest.json`` (shipped inside the
-package so that an installed ``sfrik-zoo`` works without the source tree).  Model cards
-live in the repository under ``zoo/cards/``.
+The published models are in ``sfrik_plugin/zoo/manifest.json`` (shipped inside the package
+so that an installed ``sfrik-zoo`` works without the source tree; never written at run time).
+Models you add, and the sizes and hashes recorded on first download, go to a user manifest
+of the same format (:mod:`sfrik_plugin.zoo.catalog` merges the two). Model cards live in the
+repository under ``zoo/cards/``.
+
+This module reads, validates and writes one manifest file.
 
 Example::
 
-    >>> from sfrik_plugin.zoo.manifest import list_models, get_entry
-    >>> "sfrik-r50-in1k-200ep-q32768" in list_models()
-    True
-    >>> get_entry("sfrik-r50-in1k-200ep-q32768").architecture
+    >>> from sfrik_plugin.zoo.manifest import load_manifest
+    >>> load_manifest()["sfrik-r50-in1k-200ep-q32768"].architecture
     'resnet50'
 """
 
@@ -21,6 +23,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..console import InputError
+from ..files.records import write_text_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 SCHEMA_VERSION = 1
@@ -34,11 +39,11 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """The manifest (or a new entry for it) is malformed."""
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(InputError, KeyError):
     """A model name that is not in the manifest."""
 
     def __init__(self, name: str, known: list[str]):
@@ -59,6 +64,13 @@ def check_sha256(value: str | None, what: str = "sha256") -> str | None:
     return value.strip().lower()
 
 
+def check_size(value: Any, what: str = "size") -> int | None:
+    """Return ``value`` if it is a byte count (a non-negative integer) or None, else raise."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ManifestError(f"{what}: {value!r} must be a non-negative integer (bytes) or null")
+    return value
+
+
 @dataclass
 class FileSpec:
     """One downloadable file (or one part of a split file)."""
@@ -67,9 +79,13 @@ class FileSpec:
     url: str
     size: int | None = None
     sha256: str | None = None
+    #: the user manifest that recorded ``size`` / ``sha256`` on first download (None: published)
+    recorded_in: Path | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str) -> FileSpec:
+        if not isinstance(d, dict):
+            raise ManifestError(f"{where}: expected an object with filename, url, size, sha256, got {d!r}")
         for key in ("filename", "url"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ManifestError(f"{where}: missing or empty {key!r}")
@@ -78,10 +94,12 @@ class FileSpec:
             raise ManifestError(f"{where}: filename {fname!r} must be a plain file name")
         if not d["url"].startswith(("https://", "http://")):
             raise ManifestError(f"{where}: url {d['url']!r} must be http(s)")
-        size = d.get("size")
-        if size is not None and (not isinstance(size, int) or size < 0):
-            raise ManifestError(f"{where}: size {size!r} must be a non-negative integer or null")
-        return cls(fname, d["url"], size, check_sha256(d.get("sha256"), f"{where}.sha256"))
+        return cls(
+            fname,
+            d["url"],
+            check_size(d.get("size"), f"{where}.size"),
+            check_sha256(d.get("sha256"), f"{where}.sha256"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "url": self.url, "size": self.size, "sha256": self.sha256}
@@ -94,6 +112,7 @@ class AssembledSpec:
     filename: str
     size: int | None = None
     sha256: str | None = None
+    recorded_in: Path | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"filename": self.filename, "size": self.size, "sha256": self.sha256}
@@ -122,6 +141,8 @@ class ModelEntry:
     source: str | None = None
     paper: str | None = None
     card: str | None = None
+    #: the manifest file this entry comes from (not written out)
+    origin: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def output_filename(self) -> str:
@@ -134,11 +155,13 @@ class ModelEntry:
 
     @property
     def total_size(self) -> int | None:
-        sizes = [f.size for f in self.files]
-        return None if any(s is None for s in sizes) else sum(sizes)
+        sizes = [f.size for f in self.files if f.size is not None]
+        return sum(sizes) if len(sizes) == len(self.files) else None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelEntry:
+        if not isinstance(d, dict):
+            raise ManifestError(f"a manifest entry must be an object, got {d!r}")
         name = d.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise ManifestError(f"entry name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
@@ -146,7 +169,7 @@ class ModelEntry:
         for key in ("architecture", "dataset", "license"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ManifestError(f"{where}: missing or empty {key!r}")
-        if not isinstance(d.get("epochs"), int):
+        if not isinstance(d.get("epochs"), int) or isinstance(d.get("epochs"), bool):
             raise ManifestError(f"{where}: 'epochs' must be an integer")
         files = d.get("files")
         if not isinstance(files, list) or not files:
@@ -161,10 +184,12 @@ class ModelEntry:
         assembled = None
         if d.get("assembled") is not None:
             a = d["assembled"]
-            if not isinstance(a.get("filename"), str) or "/" in a["filename"]:
+            if not isinstance(a, dict) or not isinstance(a.get("filename"), str) or "/" in a["filename"]:
                 raise ManifestError(f"{where}: assembled.filename must be a plain file name")
             assembled = AssembledSpec(
-                a["filename"], a.get("size"), check_sha256(a.get("sha256"), f"{where}.assembled.sha256")
+                a["filename"],
+                check_size(a.get("size"), f"{where}.assembled.size"),
+                check_sha256(a.get("sha256"), f"{where}.assembled.sha256"),
             )
         if len(specs) > 1 and assembled is None:
             raise ManifestError(f"{where}: several files need an 'assembled' section")
@@ -221,14 +246,33 @@ class ModelEntry:
         }
 
 
-def manifest_path() -> Path:
-    """Path of the manifest in use: ``$SFRIK_ZOO_MANIFEST`` if set, else the packaged one."""
-    env = os.environ.get("SFRIK_ZOO_MANIFEST")
-    return Path(env).expanduser() if env else MANIFEST_PATH
+def read_manifest_data(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw JSON of a manifest file, checked to be a manifest of this schema version.
+
+    Example::
+
+        >>> read_manifest_data(MANIFEST_PATH)["schema_version"]
+        1
+    """
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {p}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"manifest {p} is not valid JSON ({e}): fix or delete it") from None
+    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+        found = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
+        raise ManifestError(f"manifest {p}: schema_version {found!r} is not {SCHEMA_VERSION}")
+    if not isinstance(raw.get("models", []), list):
+        raise ManifestError(f"manifest {p}: 'models' must be a list")
+    return raw
 
 
-def load_manifest(path: os.PathLike | None = None) -> dict[str, ModelEntry]:
-    """Read and validate a manifest; return ``{name: ModelEntry}`` in file order.
+def load_manifest(path: str | os.PathLike | None = None) -> dict[str, ModelEntry]:
+    """Read and validate ONE manifest file (default: the packaged one); ``{name: ModelEntry}`` in file order.
+
+    The zoo itself reads the packaged manifest *and* the user's: see :mod:`sfrik_plugin.zoo.catalog`.
 
     Example::
 
@@ -236,52 +280,24 @@ def load_manifest(path: os.PathLike | None = None) -> dict[str, ModelEntry]:
         >>> sorted(entries)[0]
         'sfrik-r50-in1k-200ep-q32768'
     """
-    p = Path(path) if path is not None else manifest_path()
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError(f"manifest not found: {p}") from None
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"manifest {p} is not valid JSON: {e}") from None
-    if raw.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(f"manifest {p}: schema_version {raw.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    p = Path(path) if path is not None else MANIFEST_PATH
     entries: dict[str, ModelEntry] = {}
-    for d in raw.get("models", []):
+    for d in read_manifest_data(p).get("models", []):
         e = ModelEntry.from_dict(d)
         if e.name in entries:
             raise ManifestError(f"manifest {p}: duplicate model name {e.name!r}")
+        e.origin = p
         entries[e.name] = e
     return entries
 
 
-def list_models(path: os.PathLike | None = None) -> list[str]:
-    """Names of all models in the manifest, in manifest order."""
-    return list(load_manifest(path))
+def write_manifest_data(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write raw manifest JSON to ``path`` atomically (fields keep their order)."""
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def get_entry(name: str, path: os.PathLike | None = None) -> ModelEntry:
-    """The manifest entry called ``name``; :class:`UnknownModelError` lists the known names."""
-    entries = load_manifest(path)
-    if name not in entries:
-        raise UnknownModelError(name, list(entries))
-    return entries[name]
-
-
-def write_manifest(entries: dict[str, ModelEntry], path: os.PathLike) -> None:
-    """Write ``entries`` to ``path`` atomically (temporary file, then rename)."""
-    p = Path(path)
-    data = {"schema_version": SCHEMA_VERSION, "models": [e.to_dict() for e in entries.values()]}
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-
-
-def add_entry(entry: ModelEntry, path: os.PathLike | None = None, replace: bool = False) -> None:
-    """Append ``entry`` to the manifest at ``path`` (validated by a round trip first)."""
-    p = Path(path) if path is not None else manifest_path()
-    entries = load_manifest(p) if p.exists() else {}
-    entry = ModelEntry.from_dict(entry.to_dict())  # validate
-    if entry.name in entries and not replace:
-        raise ManifestError(f"model {entry.name!r} is already in {p}; pass replace=True (CLI: --replace) to overwrite")
-    entries[entry.name] = entry
-    write_manifest(entries, p)
+def write_manifest(entries: dict[str, ModelEntry], path: str | os.PathLike) -> Path:
+    """Write ``entries`` as a complete manifest to ``path`` atomically."""
+    return write_manifest_data(
+        {"schema_version": SCHEMA_VERSION, "models": [e.to_dict() for e in entries.values()]}, path
+    )

@@ -1,0 +1,134 @@
+"""One HTTP request that fills (or resumes) a ``.part`` file, with a progress bar.
+
+:func:`transfer` appends to ``<file>.part`` when the server honours ``Range`` (``206`` with the
+expected ``Content-Range``), restarts it otherwise, and reports what the server said about the
+whole file's size (``Content-Length``, ``Content-Range``, or a ``416`` answer to a resume), so
+that the caller can tell a complete file from a cut one. A transfer that stops early raises
+:class:`Interrupted` (the partial file is kept and can be resumed).
+
+Example::
+
+    >>> t = transfer("https://example.org/w.pth", Path("/tmp/w.pth.part"), 30.0, False)  # doctest: +SKIP
+    >>> t.total                                                                            # doctest: +SKIP
+    102400
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ZooDownloadError
+
+__all__ = ["USER_AGENT", "Interrupted", "Unreachable", "Transfer", "transfer"]
+
+USER_AGENT = "sfrik-plugin-zoo/1 (+python-urllib)"
+_CHUNK = 1 << 16
+
+
+class Interrupted(Exception):
+    """The transfer stopped before the end; the partial file can be resumed."""
+
+
+class Unreachable(ZooDownloadError):
+    """The host cannot be reached at all (no network, wrong name, refused connection)."""
+
+
+@dataclass
+class Transfer:
+    """What one request did: bytes written, and the whole file's size if the server said it."""
+
+    received: int
+    total: int | None
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress is a nicety, never a reason to fail
+        enabled = False
+    if not enabled:
+        return _NoBar()
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr)
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def _open(url: str, offset: int, timeout: float) -> Any:
+    """The response, or a :class:`Transfer` when a resume is answered 416 (nothing left to send)."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            # nothing beyond what we have; "bytes */N" says how big the whole file is
+            m = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range", "") if e.headers else "")
+            return Transfer(0, int(m.group(1)) if m else None)
+        if 500 <= e.code < 600:
+            raise Interrupted(f"HTTP {e.code} {e.reason}") from None
+        raise ZooDownloadError(f"HTTP error {e.code} ({e.reason}) while downloading {url}") from None
+    except urllib.error.URLError as e:
+        raise Unreachable(f"cannot reach {url}: {e.reason}") from None
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
+        raise Interrupted(f"{type(e).__name__}: {e}") from None
+
+
+def transfer(url: str, part: Path, timeout: float, progress: bool) -> Transfer:
+    """One request that appends to (or restarts) ``part``; see the module docstring."""
+    offset = part.stat().st_size if part.exists() else 0
+    response = _open(url, offset, timeout)
+    if isinstance(response, Transfer):
+        return response
+    with response:
+        start, total = 0, None
+        length = _number(response.headers.get("Content-Length"))
+        if offset and response.status == 206:
+            m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != offset:
+                raise ZooDownloadError(
+                    f"{url}: server answered a resume request with an unexpected Content-Range "
+                    f"{response.headers.get('Content-Range')!r}; delete {part} and try again"
+                )
+            start, total = offset, _number(m.group(2))
+        if total is None and length is not None:
+            total = start + length
+        bar = _progress_bar(total, start, part.name.removesuffix(".part"), progress)
+        written = 0
+        try:
+            with open(part, "ab" if start else "wb") as f:
+                while True:
+                    try:
+                        block = response.read(_CHUNK)
+                    except (http.client.IncompleteRead, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+                        raise Interrupted(f"{type(e).__name__} after {start + written} bytes") from None
+                    if not block:
+                        break
+                    f.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            bar.close()
+    if total is not None and start + written < total:
+        raise Interrupted(f"connection closed after {start + written} of {total} bytes")
+    return Transfer(written, total)
