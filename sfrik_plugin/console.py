@@ -106,6 +106,11 @@ def setup_console(level: int = logging.INFO, stream=None) -> logging.Logger:
     """Shows this package's log records as ``[sfrik] ...`` lines on ``stream`` (standard output),
     rank zero only. Idempotent: calling it again replaces the handler, never duplicates it."""
     logger = logging.getLogger(_ROOT)
+    # a logging.config.dictConfig with disable_existing_loggers (hydra's job logging does one)
+    # silences loggers created before it: ours are created at import time
+    for name, existing in logging.root.manager.loggerDict.items():
+        if (name == _ROOT or name.startswith(_ROOT + ".")) and isinstance(existing, logging.Logger):
+            existing.disabled = False
     for handler in list(logger.handlers):
         if getattr(handler, "_sfrik_console", False):
             logger.removeHandler(handler)

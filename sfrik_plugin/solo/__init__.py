@@ -14,6 +14,10 @@ process Lightning starts for DDP), so multi-GPU and multi-node runs find the met
 
 from __future__ import annotations
 
+import warnings
+
+from ..console import quiet_upstream_warnings
+
 __all__ = [
     "SoloLearnNotAvailable",
     "SOLO_INSTALL_HINT",
@@ -26,14 +30,13 @@ __all__ = [
 ]
 
 SOLO_INSTALL_HINT = (
-    "sfrik_plugin.solo needs the maintained solo-learn from GitHub (the Lightning-2 / hydra "
-    "generation, setup.py version 1.0.6 or later, e.g. commit 9187ea3); PyPI's solo-learn 1.0.2 "
-    "(2021) is a different, incompatible generation. Install it from a source checkout with the "
-    "setuptools constraint its setup.py needs today:\n"
-    "    git clone https://github.com/vturrisi/solo-learn && cd solo-learn\n"
-    "    echo 'setuptools<81' > /tmp/solo-constraint.txt\n"
-    "    PIP_CONSTRAINT=/tmp/solo-constraint.txt pip install .\n"
-    "(see the README section 'Installing solo-learn')."
+    "sfrik_plugin.solo needs the maintained solo-learn (GitHub commit 9187ea3, setup.py version 1.0.6, "
+    "the Lightning-2 / hydra generation); PyPI's solo-learn 1.0.2 (2021) is a different, incompatible "
+    "generation. `make setup` installs it (from a checked wheel in ../shared/wheels when present, else "
+    "from GitHub). By hand: `pip install solo_learn-1.0.6-py3-none-any.whl`, or from source with "
+    "`PIP_CONSTRAINT=constraints.txt pip install git+https://github.com/vturrisi/solo-learn@"
+    "9187ea39c2c3f43c455ab06664d2b019a9802954` (its setup.py imports pkg_resources); at run time keep "
+    "setuptools<81, which the [solo] extra of sfrik-plugin requires (README 'Quick start')."
 )
 
 
@@ -79,7 +82,11 @@ def check_solo_learn() -> None:
         raise SoloLearnNotAvailable(why)
 
 
-check_solo_learn()
+# solo-learn, timm and lightning print a screenful of deprecation warnings at import time that
+# nobody using this adapter can act on: hide exactly those (sfrik_plugin.console lists them)
+with warnings.catch_warnings():
+    quiet_upstream_warnings()
+    check_solo_learn()
 
 from .method import SFRIK, SFRIK_METHOD_DEFAULTS, check_sfrik_method_kwargs  # noqa: E402
 

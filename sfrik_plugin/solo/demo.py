@@ -3,8 +3,9 @@
     sfrik-demo                      # or: python -m sfrik_plugin.solo.demo
     sfrik-demo --workdir /tmp/demo --epochs 2 --threads 2
 
-1. writes a class-balanced Fashion-MNIST subset (from the Debian package dataset-fashion-mnist,
-   no download) as a solo-learn ``custom`` ImageFolder dataset: ``<workdir>/data/{train,val}``;
+1. writes a class-balanced Fashion-MNIST subset as a solo-learn ``custom`` ImageFolder dataset,
+   ``<workdir>/data/{train,val}``, from ``--data DIR`` (idx files or an ImageFolder), else the Debian
+   package dataset-fashion-mnist, else a checksum-verified download cached for next time;
 2. pretrains SFRIK (ResNet-18, small projector) with the shipped ``custom/sfrik`` config and
    solo-learn's online linear classifier, saving a checkpoint;
 3. evaluates the checkpoint offline with the linear launcher (frozen backbone).
@@ -16,10 +17,16 @@ equivalent command lines are printed. wandb stays off; progress is printed once 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from ..console import get_logger, quiet_upstream_warnings, setup_console
+from ..files.records import write_json
+from .launch import exit_on_input_error
+
+log = get_logger(__name__)
 
 
 def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int) -> list[str]:
@@ -94,45 +101,52 @@ def _show(command: str, config: str, overrides: list[str]) -> None:
     print(f"\n[sfrik-demo] equivalent command:\n  {command} --config-name {config} {quoted}\n", flush=True)
 
 
-def run_demo(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_demo(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        prog="sfrik-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", default="sfrik-demo", help="where data, checkpoints and results go")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="Fashion-MNIST: a folder with the four idx files or an ImageFolder (train/ and val/ or test/); "
+        "default: the Debian package dataset-fashion-mnist, else a checksum-verified cached download",
+    )
     parser.add_argument("--train-per-class", type=int, default=100, help="training images per class")
     parser.add_argument("--val-per-class", type=int, default=50, help="validation images per class")
     parser.add_argument("--epochs", type=int, default=2, help="pretraining epochs")
     parser.add_argument("--linear-epochs", type=int, default=3, help="offline linear evaluation epochs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    parser.add_argument("--source", default=None, help="folder with the Fashion-MNIST idx files")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from ..data.fashion_mnist import FASHION_MNIST_DIR, prepare_fashion_mnist
+    from ..data.fashion_mnist import prepare_fashion_mnist
+    from ..data.fashion_mnist_sources import fashion_mnist_source
     from . import register
-    from .cli import run_linear, run_pretrain
     from .config import compose_config
+    from .linear import run_linear
+    from .pretrain import run_pretrain
 
     register()
     start = time.time()
     work = Path(args.workdir).resolve()
-    print(f"[sfrik-demo] 1/3 preparing Fashion-MNIST in {work / 'data'}", flush=True)
-    data = prepare_fashion_mnist(
-        work / "data",
-        train_per_class=args.train_per_class,
-        val_per_class=args.val_per_class,
-        source=args.source or FASHION_MNIST_DIR,
+    source = fashion_mnist_source(args.data)
+    log.info("1/3 preparing Fashion-MNIST (%s) in %s", source.describe(), work / "data")
+    prepared = prepare_fashion_mnist(
+        work / "data", train_per_class=args.train_per_class, val_per_class=args.val_per_class, source=source
     )
-    data = {k: str(v) for k, v in data.items()}
+    data = {k: str(v) for k, v in prepared.items()}
 
-    print(f"[sfrik-demo] 2/3 pretraining SFRIK for {args.epochs} epoch(s) with online linear evaluation", flush=True)
+    log.info("2/3 pretraining SFRIK for %d epoch(s) with online linear evaluation", args.epochs)
     over = pretrain_overrides(data, work / "checkpoints", args.epochs, args.batch_size)
     _show("sfrik-pretrain", "custom/sfrik", over)
     pre = run_pretrain(compose_config("pretrain", "custom/sfrik", over))
     t_pre = time.time() - start
 
-    print(f"[sfrik-demo] 3/3 offline linear evaluation of {pre['checkpoint']}", flush=True)
+    log.info("3/3 offline linear evaluation of %s", pre["checkpoint"])
     over = linear_overrides(data, pre["checkpoint"], work / "checkpoints", args.linear_epochs, 64)
     _show("sfrik-linear", "custom", over)
     lin = run_linear(compose_config("linear", "custom", over))
@@ -140,6 +154,7 @@ def run_demo(argv=None) -> dict:
 
     summary = {
         "checkpoint": pre["checkpoint"],
+        "data": source.describe(),
         "pretrain_epochs": args.epochs,
         "train_images": 10 * args.train_per_class,
         "val_images": 10 * args.val_per_class,
@@ -150,20 +165,28 @@ def run_demo(argv=None) -> dict:
         "total_seconds": round(total, 1),
         "threads": args.threads,
     }
-    (work / "demo_results.json").write_text(json.dumps(summary, indent=2))
+    write_json(work / "demo_results.json", summary)
     print("\n[sfrik-demo] results (top-1 % on the 10-class validation subset; chance = 10 %):")
     for key, value in summary.items():
         print(f"  {key}: {value}")
+    print(
+        f"[sfrik-demo] linear top-1: {summary['offline_linear_val_acc1']:.1f} % offline, "
+        f"{summary['online_linear_val_acc1']:.1f} % online (chance 10 %), in {total:.0f} s",
+        flush=True,
+    )
     return summary
 
 
-def main(argv=None) -> int:
-    """Console entry point (``sfrik-demo``): exit status 0 on success.
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point (``sfrik-demo``): exit status 0 on success, 2 with one line on bad input.
 
     (A console script hands ``main``'s return value to ``sys.exit``; a dict there would print it
     to stderr and exit with status 1 — so the summary comes from :func:`run_demo`.)
     """
-    run_demo(argv)
+    quiet_upstream_warnings()
+    setup_console()
+    with exit_on_input_error("sfrik-demo"):
+        run_demo(argv)
     return 0
 
 

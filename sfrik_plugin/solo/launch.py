@@ -51,6 +51,11 @@ HYDRA_VALUE_OPTIONS = {
     "-cd": "dir",
 }
 _HELP_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i")
+#: our own flags, turned into config overrides before hydra sees the command line
+FLAG_OVERRIDES = {
+    # the one opt-in to full unpickling, for checkpoints you made yourself (never for downloads)
+    "--trust-pickle": "++trust_pickle=true",
+}
 
 
 def split_argv(argv: Sequence[str]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -89,8 +94,11 @@ def split_argv(argv: Sequence[str]) -> tuple[dict[str, str], list[str], list[str
 def rewrite_argv(argv: Sequence[str], kind: str) -> list[str]:
     """The command line hydra gets: config options first (hydra's parser wants them before the
     overrides), a packaged ``--config-name dataset/name`` turned into folder + leaf name, a relative
-    ``--config-path`` made absolute, and override values holding '=' quoted."""
+    ``--config-path`` made absolute, our own flags (:data:`FLAG_OVERRIDES`) turned into overrides,
+    and override values holding '=' quoted."""
     options, flags, overrides = split_argv(argv)
+    overrides += [FLAG_OVERRIDES[f] for f in flags if f in FLAG_OVERRIDES]
+    flags = [f for f in flags if f not in FLAG_OVERRIDES]
     front: list[str] = []
     if "path" in options:
         path = options["path"]

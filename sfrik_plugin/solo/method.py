@@ -119,9 +119,9 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
     user = dict(_plain(method_kwargs) or {})
     unknown = sorted(set(user) - set(SFRIK_METHOD_DEFAULTS))
     if unknown:
-        allowed = ", ".join(sorted(SFRIK_METHOD_DEFAULTS))
+        allowed_keys = ", ".join(sorted(SFRIK_METHOD_DEFAULTS))
         raise ValueError(
-            f"unknown method_kwargs key(s) for method 'sfrik': {', '.join(unknown)}. Allowed keys: {allowed}"
+            f"unknown method_kwargs key(s) for method 'sfrik': {', '.join(unknown)}. Allowed keys: {allowed_keys}"
         )
     kwargs = {**SFRIK_METHOD_DEFAULTS, **user}
 
@@ -139,7 +139,12 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
     except ValueError as error:
         raise ValueError(f"method_kwargs.weights: {error}") from error
     kwargs["weights"] = [float(w) for w in weights]
-    for key, allowed in (("estimator", ESTIMATORS), ("mmd_method", MMD_METHODS), ("distributed", DISTRIBUTED_MODES)):
+    choices: dict[str, tuple[str, ...]] = {
+        "estimator": ESTIMATORS,
+        "mmd_method": MMD_METHODS,
+        "distributed": DISTRIBUTED_MODES,
+    }
+    for key, allowed in choices.items():
         if kwargs[key] not in allowed:
             raise ValueError(f"method_kwargs.{key} must be one of {list(allowed)}, got {kwargs[key]!r}")
     block = kwargs["block_size"]

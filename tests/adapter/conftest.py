@@ -1,86 +1,18 @@
-"""Shared helpers for the solo-learn adapter tests.
-
-Tests marked ``requires_solo`` run against the REAL solo-learn (the maintained GitHub version)
-and are skipped, with the reason below, where it is not installed (e.g. CI). They import the
-adapter lazily (inside fixtures/tests), so collection never needs solo-learn.
-"""
+"""Shared fixtures of the solo-learn adapter tests (tiny image folders, the launchers in fresh
+processes, tiny CPU overrides). The tests run against the REAL solo-learn (``requires_solo``, see
+tests/conftest.py) and import the adapter lazily, so collection never needs it."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _images import make_image_folder
 
-SOLO_MISSING_REASON = "solo-learn is not installed in this environment (`make test` installs it; README 'Quick start')"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@functools.cache
-def solo_learn_state() -> tuple[str, str]:
-    """``("usable" | "missing" | "broken", detail)``.
-
-    Only a *missing* solo-learn may skip the adapter tests (and not even that under
-    ``SFRIK_REQUIRE_SOLO=1``, which `make test` and CI set): an installed solo-learn that fails to
-    import (e.g. lightning's ``pkg_resources`` import under setuptools >= 81) must fail loudly.
-    """
-    if importlib.util.find_spec("solo") is None:
-        return "missing", SOLO_MISSING_REASON
-    try:
-        import solo  # noqa: F401
-        from solo.args.pretrain import parse_cfg  # noqa: F401
-        from solo.methods import METHODS  # noqa: F401
-    except Exception as error:  # anything: an import error of a dependency, a broken install
-        return "broken", f"solo-learn is installed but does not import: {type(error).__name__}: {error}"
-    return "usable", ""
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "requires_solo: needs the maintained solo-learn installed")
-
-
-def pytest_collection_modifyitems(config, items):
-    state, detail = solo_learn_state()
-    if state == "usable":
-        return
-    required = os.environ.get("SFRIK_REQUIRE_SOLO") == "1"
-    for item in items:
-        if item.get_closest_marker("requires_solo") is None:
-            continue
-        if state == "missing" and not required:
-            item.add_marker(pytest.mark.skip(reason=detail))
-        else:
-            reason = detail if state == "broken" else f"SFRIK_REQUIRE_SOLO=1 but {detail}"
-            item.add_marker(pytest.mark.usefixtures("_solo_learn_failure"))
-            item.user_properties.append(("solo_failure", reason))
-
-
-@pytest.fixture
-def _solo_learn_failure(request):
-    reason = dict(request.node.user_properties)["solo_failure"]
-    pytest.fail(reason, pytrace=False)
-
-
-def make_image_folder(root: Path, classes: int = 4, per_class: int = 8, size: int = 20, seed: int = 0) -> Path:
-    """Writes a tiny labelled ImageFolder of generated RGB images whose colour depends on the class."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / f"class_{c}"
-        folder.mkdir(parents=True, exist_ok=True)
-        base = np.zeros(3)
-        base[c % 3] = 200.0
-        for i in range(per_class):
-            noise = rng.normal(0, 40, size=(size, size, 3))
-            img = np.clip(base + noise + 20 * (c // 3), 0, 255).astype("uint8")
-            Image.fromarray(img).save(folder / f"{i:03d}.png")
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +26,12 @@ def tiny_data(tmp_path_factory) -> dict:
     }
 
 
-def run_cli(command: str, args: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Runs ``python -m sfrik_plugin.solo.cli <command> <args>`` in a fresh process."""
+def run_cli(command: str, args: list, cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs ``python -m sfrik_plugin.solo.cli <command> <args>`` in a fresh process (warnings left
+    as a user sees them: the launchers silence the known upstream ones themselves)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHONWARNINGS"] = "ignore"
+    env.pop("PYTHONWARNINGS", None)
     env.setdefault("OMP_NUM_THREADS", "1")
     env.pop("SFRIK_SOLO_CLI_COMMAND", None)
     proc = subprocess.run(
@@ -109,7 +42,7 @@ def run_cli(command: str, args: list, cwd: Path, timeout: int = 300) -> subproce
         text=True,
         timeout=timeout,
     )
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise AssertionError(
             f"`{command}` failed ({proc.returncode}).\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
         )

@@ -1,0 +1,168 @@
+"""Data loaders of the three flows, built with solo-learn's dataset code, checked first.
+
+* Before any loader is built, :func:`check_data_paths` checks the folders a config names
+  (existence, images, class folders) and fails with one line naming the key and the folder.
+* Images are decoded by a loader that names the file it cannot decode (instead of a PIL trace
+  from inside a DataLoader worker).
+* The pretraining loader is an :class:`~sfrik_plugin.data.epoch_loader.EpochSeededLoader`: each
+  epoch's order and augmentations depend on (seed, epoch) only, so a resumed run repeats exactly
+  what an uninterrupted one would have done.
+* Custom and ImageNet validation images are resized for the pretraining crop size (solo-learn
+  would resize them to 224 px whatever the crop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..console import get_logger
+from ..data.epoch_loader import EpochSeededLoader
+from ..data.image_folder import check_image_folder, install_checked_loader
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+
+__all__ = [
+    "cifar_like",
+    "mean_std",
+    "check_data_paths",
+    "pretrain_train_loader",
+    "pretrain_val_loader",
+    "classification_loaders",
+]
+
+log = get_logger(__name__)
+
+_FOLDER_DATASETS = ("custom", "imagenet", "imagenet100")
+
+
+def cifar_like(dataset: str) -> bool:
+    """Datasets solo-learn reads through torchvision's own classes (and downloads)."""
+    return dataset in ("cifar10", "cifar100", "stl10")
+
+
+def mean_std(dataset: str, aug: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Normalisation of a dataset: ImageNet's for ImageNet, else the augmentation's own."""
+    if dataset in ("imagenet", "imagenet100") or aug is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(aug.get("mean", IMAGENET_MEAN)), tuple(aug.get("std", IMAGENET_STD))
+
+
+def check_data_paths(data: Any, *, train_labelled: bool, min_classes: int = 2) -> None:
+    """One-line errors for missing/empty folders, folders without classes, classes without images."""
+    if data.dataset not in _FOLDER_DATASETS or data.get("format", "image_folder") != "image_folder":
+        return
+    check_image_folder(data.train_path, role="data.train_path", labelled=train_labelled, min_classes=min_classes)
+    if data.get("val_path") is not None:
+        check_image_folder(data.val_path, role="data.val_path", labelled=True, min_classes=min_classes)
+
+
+def _checked(dataset: Any) -> Any:
+    try:
+        install_checked_loader(dataset)
+    except TypeError:  # solo-learn's flat unlabelled reader opens files itself
+        pass
+    return dataset
+
+
+def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = None) -> EpochSeededLoader:
+    """solo-learn's multi-crop pretraining dataset in an epoch-seeded loader (drop_last, shuffled)."""
+    from solo.data.pretrain_dataloader import (
+        FullTransformPipeline,
+        NCropAugmentation,
+        build_transform_pipeline,
+        prepare_datasets,
+    )
+
+    pipelines = [
+        NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug), aug.num_crops) for aug in cfg.augmentations
+    ]
+    transform = FullTransformPipeline(pipelines)
+    if cfg.get("debug_augmentations"):
+        log.info("transforms:\n%s", transform)
+    dataset = prepare_datasets(
+        cfg.data.dataset,
+        transform,
+        train_data_path=cfg.data.train_path,
+        data_format=cfg.data.format,
+        no_labels=cfg.data.no_labels,
+        data_fraction=cfg.data.fraction,
+    )
+    return EpochSeededLoader(
+        _checked(dataset),
+        batch_size=cfg.optimizer.batch_size,
+        shuffle=True,
+        num_workers=cfg.data.num_workers,
+        pin_memory=True,
+        drop_last=True,
+        seed=cfg.seed,
+        epoch_source=epoch_source,
+    )
+
+
+def pretrain_val_loader(cfg: Any) -> Any:
+    """The online-evaluation loader (None without labelled validation data)."""
+    from solo.data.classification_dataloader import prepare_data, prepare_dataloaders, prepare_datasets
+
+    dataset = cfg.data.dataset
+    if cfg.data.val_path is None and dataset in _FOLDER_DATASETS:
+        return None
+    if dataset == "custom" and cfg.data.no_labels:
+        return None
+    data_format = "image_folder" if cfg.data.format == "dali" else cfg.data.format
+    if cifar_like(dataset):
+        _, val_loader = prepare_data(
+            dataset,
+            train_data_path=cfg.data.train_path,
+            val_data_path=cfg.data.val_path,
+            data_format=data_format,
+            batch_size=cfg.optimizer.batch_size,
+            num_workers=cfg.data.num_workers,
+        )
+        return val_loader
+    aug = cfg.augmentations[0]
+    transform = eval_transform(int(aug.crop_size), *mean_std(dataset, aug))
+    _, val_dataset = prepare_datasets(
+        dataset,
+        transform,
+        transform,
+        train_data_path=cfg.data.train_path,
+        val_data_path=cfg.data.val_path,
+        data_format=data_format,
+    )
+    # prepare_dataloaders builds both loaders; only the validation one is used here
+    _, val_loader = prepare_dataloaders(
+        _checked(val_dataset), val_dataset, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
+    )
+    return val_loader
+
+
+def classification_loaders(cfg: Any, train_transform: Any = None, val_transform: Any = None) -> tuple[Any, Any]:
+    """Train and validation loaders of a labelled dataset (linear evaluation)."""
+    from solo.data.classification_dataloader import prepare_data, prepare_dataloaders, prepare_datasets
+
+    data_format = "image_folder" if cfg.data.format == "dali" else cfg.data.format
+    if cifar_like(cfg.data.dataset):
+        return prepare_data(
+            cfg.data.dataset,
+            train_data_path=cfg.data.train_path,
+            val_data_path=cfg.data.val_path,
+            data_format=data_format,
+            batch_size=cfg.optimizer.batch_size,
+            num_workers=cfg.data.num_workers,
+            auto_augment=cfg.get("auto_augment", False),
+        )
+    train_dataset, val_dataset = prepare_datasets(
+        cfg.data.dataset,
+        train_transform,
+        val_transform,
+        train_data_path=cfg.data.train_path,
+        val_data_path=cfg.data.val_path,
+        data_format=data_format,
+        data_fraction=cfg.data.fraction,
+    )
+    return prepare_dataloaders(
+        _checked(train_dataset),
+        _checked(val_dataset),
+        batch_size=cfg.optimizer.batch_size,
+        num_workers=cfg.data.num_workers,
+    )
