@@ -492,7 +492,7 @@ def test_nothing_available_says_what_was_tried_and_what_to_do(tmp_path):
     text = _one_line(excinfo)
     assert text.startswith("no Fashion-MNIST data available: no --data folder was given")
     assert f"{tmp_path / 'nowhere'} does not exist (Debian package dataset-fashion-mnist not installed)" in text
-    assert f"downloading into {tmp_path / 'cache'} failed" in text and "cannot connect" in text
+    assert f"downloading into {tmp_path / 'cache'} failed" in text and "cannot reach" in text
     assert "sudo apt-get install dataset-fashion-mnist" in text
     assert "--data DIR with the four Fashion-MNIST idx files" in text and "an ImageFolder tree" in text
     assert f"allow network access to {refused}" in text

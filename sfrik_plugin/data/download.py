@@ -18,24 +18,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
-import re
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..console import get_logger
+from ..files.transfer import Interrupted, TransferError, transfer
 
 __all__ = ["DownloadError", "ChecksumMismatchError", "md5_file", "fetch_verified"]
 
 log = get_logger(__name__)
-
-USER_AGENT = "sfrik-plugin-data/1 (+python-urllib)"
-_CHUNK = 1 << 16
 
 
 class DownloadError(RuntimeError):
@@ -44,10 +36,6 @@ class DownloadError(RuntimeError):
 
 class ChecksumMismatchError(DownloadError):
     """Every URL sent bytes whose md5 is not the expected one (they were deleted, nothing was kept)."""
-
-
-class _Interrupted(Exception):
-    """The transfer stopped before the end; what arrived is kept in the ``.part`` file for a resume."""
 
 
 def _one_line(text: object) -> str:
@@ -66,78 +54,6 @@ def md5_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _progress_bar(total: int | None, initial: int, name: str, enabled: bool | None) -> Any:
-    # a bar only where someone watches: on a terminal, not in CI logs or captured test output
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=name,
-        file=sys.stderr,
-        disable=not enabled,
-    )
-
-
-def _transfer(url: str, part: Path, timeout: float, progress: bool | None) -> int:
-    """One request appending to ``part`` (or rewriting it); returns the offset it resumed from."""
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:
-            return offset  # nothing beyond what we have: the md5 check decides whether it is whole
-        if e.code >= 500:
-            raise _Interrupted(f"HTTP {e.code} {e.reason}") from None
-        raise DownloadError(f"HTTP {e.code} {_one_line(e.reason)}") from None
-    except urllib.error.URLError as e:
-        raise DownloadError(f"cannot connect ({_one_line(e.reason)})") from None
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
-        raise _Interrupted(f"{type(e).__name__}: {_one_line(e)}") from None
-
-    with response:
-        mode = "wb"
-        if offset and response.status == 206:
-            match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != offset:
-                raise DownloadError(
-                    f"the server answered a resume from byte {offset} with Content-Range "
-                    f"{response.headers.get('Content-Range')!r}; delete {part} and try again"
-                )
-            mode = "ab"
-        else:
-            offset = 0  # the server ignored the Range header: start over
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length is not None and length.isdigit() else None
-        name = part.name.removesuffix(".part")
-        written = 0
-        with _progress_bar(None if expected is None else offset + expected, offset, name, progress) as bar:
-            with open(part, mode) as f:
-                while True:
-                    try:
-                        block = response.read(_CHUNK)
-                    except (http.client.IncompleteRead, ConnectionError, TimeoutError, http.client.HTTPException) as e:
-                        raise _Interrupted(f"{type(e).__name__} after {offset + written} bytes") from None
-                    if not block:
-                        break
-                    f.write(block)
-                    written += len(block)
-                    bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-        if expected is not None and written < expected:
-            raise _Interrupted(f"connection closed after {offset + written} of {offset + expected} bytes")
-    return offset
 
 
 def fetch_verified(
@@ -177,13 +93,13 @@ def fetch_verified(
         last = ""
         for _attempt in range(retries + 1):
             try:
-                resumed_from = _transfer(url, part, timeout, progress)
-            except _Interrupted as e:
-                last = f"interrupted ({e})"
+                resumed_from = transfer(url, part, timeout, progress).resumed_from
+            except Interrupted as e:
+                last = f"interrupted ({_one_line(e)})"
                 log.info("download of %s interrupted (%s); resuming", url, e)
                 continue
-            except DownloadError as e:
-                failures.append(f"{url}: {e}")
+            except TransferError as e:
+                failures.append(f"{url}: {_one_line(e)}")
                 break
             digest = md5_file(part)
             if digest == md5:

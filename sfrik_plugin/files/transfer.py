@@ -1,10 +1,13 @@
-"""One HTTP request that fills (or resumes) a ``.part`` file, with a progress bar.
+"""One HTTP request that fills (or resumes) a ``.part`` file, with a progress bar: the transfer under
+every download of the project (model-zoo weights, dataset files).
 
 :func:`transfer` appends to ``<file>.part`` when the server honours ``Range`` (``206`` with the
 expected ``Content-Range``), restarts it otherwise, and reports what the server said about the
 whole file's size (``Content-Length``, ``Content-Range``, or a ``416`` answer to a resume), so
 that the caller can tell a complete file from a cut one. A transfer that stops early raises
-:class:`Interrupted` (the partial file is kept and can be resumed).
+:class:`Interrupted` (the partial file is kept and can be resumed); any other failure raises
+:class:`TransferError` (:class:`Unreachable` when the host cannot be reached at all). Deciding what
+a complete file is (sizes, checksums, file structure) is the caller's business.
 
 Example::
 
@@ -25,11 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooDownloadError
+__all__ = ["USER_AGENT", "Interrupted", "TransferError", "Unreachable", "Transfer", "transfer"]
 
-__all__ = ["USER_AGENT", "Interrupted", "Unreachable", "Transfer", "transfer"]
-
-USER_AGENT = "sfrik-plugin-zoo/1 (+python-urllib)"
+USER_AGENT = "sfrik-plugin/1 (+python-urllib)"
 _CHUNK = 1 << 16
 
 
@@ -37,16 +38,22 @@ class Interrupted(Exception):
     """The transfer stopped before the end; the partial file can be resumed."""
 
 
-class Unreachable(ZooDownloadError):
+class TransferError(RuntimeError):
+    """The server refused the request (an HTTP error, a wrong answer to a resume)."""
+
+
+class Unreachable(TransferError):
     """The host cannot be reached at all (no network, wrong name, refused connection)."""
 
 
 @dataclass
 class Transfer:
-    """What one request did: bytes written, and the whole file's size if the server said it."""
+    """What one request did: bytes written, the whole file's size if the server said it, and the
+    offset it resumed from (0: the file was written from its start)."""
 
     received: int
     total: int | None
+    resumed_from: int = 0
 
 
 class _NoBar:
@@ -57,7 +64,9 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
+def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool | None) -> Any:
+    if enabled is None:  # a bar only where someone watches: a terminal, not CI logs or captured output
+        enabled = sys.stderr.isatty()
     try:
         from tqdm.auto import tqdm
     except ImportError:  # progress is a nicety, never a reason to fail
@@ -82,18 +91,19 @@ def _open(url: str, offset: int, timeout: float) -> Any:
         if e.code == 416 and offset:
             # nothing beyond what we have; "bytes */N" says how big the whole file is
             m = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range", "") if e.headers else "")
-            return Transfer(0, int(m.group(1)) if m else None)
+            return Transfer(0, int(m.group(1)) if m else None, offset)
         if 500 <= e.code < 600:
             raise Interrupted(f"HTTP {e.code} {e.reason}") from None
-        raise ZooDownloadError(f"HTTP error {e.code} ({e.reason}) while downloading {url}") from None
+        raise TransferError(f"HTTP error {e.code} ({e.reason}) while downloading {url}") from None
     except urllib.error.URLError as e:
         raise Unreachable(f"cannot reach {url}: {e.reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise Interrupted(f"{type(e).__name__}: {e}") from None
 
 
-def transfer(url: str, part: Path, timeout: float, progress: bool) -> Transfer:
-    """One request that appends to (or restarts) ``part``; see the module docstring."""
+def transfer(url: str, part: Path, timeout: float, progress: bool | None) -> Transfer:
+    """One request that appends to (or restarts) ``part``; see the module docstring.
+    ``progress=None`` shows a bar when standard error is a terminal."""
     offset = part.stat().st_size if part.exists() else 0
     response = _open(url, offset, timeout)
     if isinstance(response, Transfer):
@@ -104,7 +114,7 @@ def transfer(url: str, part: Path, timeout: float, progress: bool) -> Transfer:
         if offset and response.status == 206:
             m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != offset:
-                raise ZooDownloadError(
+                raise TransferError(
                     f"{url}: server answered a resume request with an unexpected Content-Range "
                     f"{response.headers.get('Content-Range')!r}; delete {part} and try again"
                 )
@@ -131,4 +141,4 @@ def transfer(url: str, part: Path, timeout: float, progress: bool) -> Transfer:
             bar.close()
     if total is not None and start + written < total:
         raise Interrupted(f"connection closed after {start + written} of {total} bytes")
-    return Transfer(written, total)
+    return Transfer(written, total, start)

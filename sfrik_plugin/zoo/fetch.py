@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..console import get_logger
+from ..files.transfer import Interrupted, Transfer, TransferError, Unreachable, transfer
 from .errors import ChecksumError, CorruptCacheError, PinMismatchError, UnverifiedDownloadWarning, ZooDownloadError
 from .integrity import Incomplete, Malformed, check_structure, sha256_file, structure_of
 from .manifest import check_sha256
-from .transfer import Interrupted, Transfer, Unreachable, transfer
 
 __all__ = ["OFFLINE_ENV", "FetchResult", "fetch_url", "use_cached", "unverified_warning"]
 
@@ -209,6 +209,8 @@ def fetch_url(
         )
     except Unreachable as e:
         raise ZooDownloadError(f"{e}. Check the network (or, offline, put the file at {dest})") from None
+    except TransferError as e:
+        raise ZooDownloadError(str(e)) from None
     got = part.stat().st_size
     digest = sha256_file(part)
     if sha256 is not None and digest != sha256:
