@@ -1,0 +1,131 @@
+"""The house keeps its plan (README "Architecture"): each folder imports only the folders below it
+in the plan, so there is no import circle between folders, the maths needs nothing but torch and
+numpy, and a module longer than ~400 lines says at its top why it is long."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sfrik_plugin"
+
+#: folder (or top-level module) -> the parts of the package it may import (README "Architecture")
+ALLOWED = {
+    "maths": set(),
+    "console": set(),
+    "files": {"console"},
+    "data": {"console", "files"},
+    "contenders": {"maths", "console"},
+    "zoo": {"files", "console"},
+    "solo": {"maths", "files", "console", "data", "contenders"},
+    "profiler": {"contenders", "maths", "files", "console"},
+    "benchmark": {"solo", "data", "files", "console", "contenders", "profiler", "maths"},
+    "__init__": {"maths"},
+}
+#: the one sanctioned edge against the plan's order, lazily inside one function: the training-step
+#: worker of the profiler builds its model through the adapter
+EXCEPTIONS = {("profiler/workers.py", "solo")}
+LONG = 400
+
+
+def _part(relative: Path) -> str:
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """Parts of the package a module imports (absolute ``sfrik_plugin.x`` or relative ``..x``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    relative_dir = path.parent.relative_to(PACKAGE.parent)  # e.g. sfrik_plugin/solo
+    found = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                names = [node.module or ""]
+            else:
+                base = list(relative_dir.parts)[: len(relative_dir.parts) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] if node.module else [f"{module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] != "sfrik_plugin" or len(parts) < 2:
+                continue
+            is_part = (PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file()
+            # a name of the package root (``from .. import sfrik_loss_func``) is a re-export of the maths
+            found.add(parts[1] if is_part else "maths")
+    return found
+
+
+def _modules():
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_imports_only_what_its_folder_may(path):
+    relative = path.relative_to(PACKAGE)
+    own = _part(relative)
+    assert own in ALLOWED, f"{relative}: folder {own!r} is not in the plan (README 'Architecture')"
+    for target in _imported_parts(path) - {own}:
+        if (relative.as_posix(), target) in EXCEPTIONS:
+            continue
+        assert target in ALLOWED[own], f"{relative} imports sfrik_plugin.{target}, which {own}/ may not"
+
+
+def test_the_folder_graph_has_no_circle():
+    edges = {part: set(allowed) for part, allowed in ALLOWED.items()}
+    state: dict[str, str] = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for target in edges.get(node, ()):
+            assert state.get(target) != "open", f"import circle: {' -> '.join([*trail, node, target])}"
+            if target not in state:
+                visit(target, [*trail, node])
+        state[node] = "done"
+
+    for part in edges:
+        if part not in state:
+            visit(part, [])
+
+
+def test_the_maths_needs_torch_and_numpy_only():
+    allowed_roots = {"torch", "numpy", "__future__", "sfrik_plugin"}
+    for path in (PACKAGE / "maths").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            import sys
+
+            outside = {r for r in roots if r not in allowed_roots and r not in sys.stdlib_module_names}
+            assert not outside, f"{path.relative_to(PACKAGE)} imports {outside}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_a_long_module_says_why(path):
+    lines = path.read_text().count("\n")
+    if lines <= LONG:
+        return
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert "Why this module is long" in docstring, (
+        f"{path.relative_to(PACKAGE)} has {lines} lines: split it, or say at its top 'Why this module is long: ...'"
+    )
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path):
+    # the mutation check of this file: a maths module importing the adapter is caught
+    fake = PACKAGE / "maths" / "_architecture_probe.py"
+    try:
+        fake.write_text("from ..solo import register\n")
+        assert "solo" in _imported_parts(fake)
+        with pytest.raises(AssertionError, match="imports sfrik_plugin.solo"):
+            test_every_module_imports_only_what_its_folder_may(fake)
+    finally:
+        fake.unlink()
