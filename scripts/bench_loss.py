@@ -4,51 +4,55 @@
 For each (N, q), side by side and interleaved repeat by repeat (so machine noise hits every
 contender alike):
 
-* ``sfrik``     sfrik_loss_func(z1, z2).loss.backward()  (this package)
-* ``formula``   the official code's formula written with plain autograd: normalise, MSE,
-                Gram, φ = Σ b_ℓ P_ℓ, mean  (what the official implementation computes)
+* ``sfrik``     sfrik_loss_func(z1, z2).loss.backward()  (this package, the fused path)
+* ``formula``   sfrik_loss_func(z1, z2, method="reference"): the official code's formula as a
+                plain autograd composition (normalise, MSE, Gram, φ = Σ b_ℓ P_ℓ, mean)
 * ``bare``      the unavoidable products alone: per view one Gram product Z Zᵀ (forward) and
                 one N × N by N × q product (backward)
+* ``baseline``  with ``--baseline DIR``: sfrik_loss_func of another source tree of this project
+                (e.g. ``git worktree add /tmp/before <commit>``), for before/after claims measured
+                side by side in one process
 
 Prints a table, writes CSV + JSON (with the machine) and a PNG plot.
 
     python scripts/bench_loss.py                         # N in {256, 2048}, q in {2048..32768}
     python scripts/bench_loss.py --sizes 256 --dims 8192 --repeats 7
+    python scripts/bench_loss.py --sizes 256 --dims 8192 --repeats 21 --baseline /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from sfrik_plugin import sfrik_loss_func
 from sfrik_plugin.files.records import write_csv, write_json
 from sfrik_plugin.profiler.measure import machine_info, peak_memory_bytes, summarize, time_call
 
-WEIGHTS = (1.0, 40.0, 40.0)
+
+def load_baseline(root: Path) -> Any:
+    """``sfrik_loss_func`` of another source tree of this project, imported under its own name."""
+    init = root / "sfrik_plugin" / "__init__.py"
+    if not init.is_file():
+        raise SystemExit(f"--baseline {root}: no sfrik_plugin/__init__.py there (a checkout of this project?)")
+    spec = importlib.util.spec_from_file_location(
+        "sfrik_plugin_baseline", init, submodule_search_locations=[str(init.parent)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.sfrik_loss_func
 
 
-def formula_loss(z1, z2, sim_coeff=4000.0):
-    q = z1.shape[1]
-
-    def phi(t):
-        p2 = (q * t**2 - 1) / (q - 1)
-        p3 = ((q + 2) * t**3 - 3 * t) / (q - 1)
-        return WEIGHTS[0] * t + WEIGHTS[1] * p2 + WEIGHTS[2] * p3
-
-    x, y = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-    invariance = F.mse_loss(x, y)
-    mmd = (phi(x @ x.T).mean() + phi(y @ y.T).mean()) / 2
-    return sim_coeff * invariance + mmd
-
-
-def contenders(n, q, device):
+def contenders(n, q, device, baseline=None):
     generator = torch.Generator(device="cpu").manual_seed(0)
     z1 = torch.randn(n, q, generator=generator).to(device).requires_grad_()
     z2 = torch.randn(n, q, generator=generator).to(device).requires_grad_()
@@ -60,7 +64,11 @@ def contenders(n, q, device):
 
     def formula():
         z1.grad = z2.grad = None
-        formula_loss(z1, z2).backward()
+        sfrik_loss_func(z1, z2, method="reference").loss.backward()
+
+    def before():
+        z1.grad = z2.grad = None
+        baseline(z1, z2).loss.backward()
 
     def bare():
         with torch.no_grad():
@@ -68,7 +76,10 @@ def contenders(n, q, device):
                 z @ z.T
                 square @ z
 
-    return {"bare": bare, "sfrik": sfrik, "formula": formula}
+    calls = {"bare": bare, "sfrik": sfrik, "formula": formula}
+    if baseline is not None:
+        calls["baseline"] = before
+    return calls
 
 
 def main(argv=None):
@@ -84,6 +95,7 @@ def main(argv=None):
         default=0,
         help="torch CPU threads (0: torch's default; 1 is steadier on a loaded machine)",
     )
+    parser.add_argument("--baseline", type=Path, default=None, help="another source tree of this project to time too")
     parser.add_argument("--out", type=Path, default=Path("bench-results/loss"))
     args = parser.parse_args(argv)
     for name, values in (("--sizes", args.sizes), ("--dims", args.dims)):
@@ -97,13 +109,14 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    baseline = load_baseline(args.baseline) if args.baseline is not None else None
     machine = machine_info(device)
     print("machine:", json.dumps(machine))
     print("command:", " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])))
     rows = []
     grid = [(n, q) for n in args.sizes for q in args.dims]
     for n, q in tqdm(grid, desc="configurations", file=sys.stderr):
-        calls = contenders(n, q, device)
+        calls = contenders(n, q, device, baseline)
         for call in calls.values():
             for _ in range(args.warmup):
                 call()
@@ -150,6 +163,15 @@ def main(argv=None):
             f"{by['formula']['ratio_to_bare']:.2f}; {by['formula']['min_ratio_to_bare']:.2f} | "
             f"{by['sfrik']['peak_mib']:.0f} | {by['formula']['peak_mib']:.0f} |"
         )
+    if baseline is not None:
+        table += ["", "| N | q | sfrik / baseline (median; min) | sfrik MiB | baseline MiB |", "|---|---|---|---|---|"]
+        for n, q in grid:
+            by = {r["contender"]: r for r in rows if r["N"] == n and r["q"] == q}
+            ratio = by["sfrik"]["median_s"] / by["baseline"]["median_s"]
+            fastest = by["sfrik"]["min_s"] / by["baseline"]["min_s"]
+            table.append(
+                f"| {n} | {q} | {ratio:.3f}; {fastest:.3f} | {by['sfrik']['peak_mib']:.0f} | {by['baseline']['peak_mib']:.0f} |"
+            )
     text = "\n".join(table)
     (args.out / "bench_loss.md").write_text(text + "\n")
     print(text)
@@ -169,8 +191,10 @@ def _plot(rows, grid, path):
     sizes = sorted({n for n, _ in grid})
     figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
     for axis, n in zip(axes[0], sizes):
-        for name, style in (("bare", "k--"), ("sfrik", "o-"), ("formula", "s-")):
+        for name, style in (("bare", "k--"), ("sfrik", "o-"), ("formula", "s-"), ("baseline", "^:")):
             points = sorted((r["q"], r["median_s"]) for r in rows if r["N"] == n and r["contender"] == name)
+            if not points:
+                continue
             axis.plot([p[0] for p in points], [p[1] for p in points], style, label=name)
         axis.set(xscale="log", yscale="log", xlabel="q", ylabel="forward + backward (s)", title=f"N = {n}")
         axis.legend()
