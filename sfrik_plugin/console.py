@@ -57,6 +57,8 @@ UPSTREAM_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"The number of training batches \(\d+\) is smaller than the logging interval"),
     (FutureWarning, r"You are using `torch\.load` with `weights_only=False`"),
     (UserWarning, r"Starting from v1\.9\.0, `tensorboardX` has been removed"),
+    # lightning 2.1's pytree helper on torch >= 2.5
+    (Warning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
 )
 
 

@@ -66,6 +66,7 @@ def _checked(dataset: Any) -> Any:
 
 def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = None) -> EpochSeededLoader:
     """solo-learn's multi-crop pretraining dataset in an epoch-seeded loader (drop_last, shuffled)."""
+    import torch
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
         NCropAugmentation,
@@ -92,7 +93,7 @@ def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = Non
         batch_size=cfg.optimizer.batch_size,
         shuffle=True,
         num_workers=cfg.data.num_workers,
-        pin_memory=True,
+        pin_memory=torch.cuda.is_available(),  # pinning without an accelerator only earns a warning
         drop_last=True,
         seed=cfg.seed,
         epoch_source=epoch_source,

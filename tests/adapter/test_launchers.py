@@ -54,8 +54,10 @@ def test_pretrain_then_linear_knn_and_resume(cli, tiny_overrides, tiny_data, tmp
     from sfrik_plugin.files.checkpoints import load_checkpoint
 
     csv_on = ["++csv.enabled=True", f"++csv.dir={tmp_path / 'logs'}"]
-    # 1. pretrain one short epoch with online linear evaluation
-    cli("pretrain", tiny_overrides + _pretrain_args(tiny_data, tmp_path, csv_on), cwd=tmp_path)
+    # 1. pretrain one short epoch with online linear evaluation, without upstream import noise
+    out = cli("pretrain", tiny_overrides + _pretrain_args(tiny_data, tmp_path, csv_on), cwd=tmp_path)
+    for noise in ("Importing from timm", "in registry with solo", "pkg_resources", "custom_fwd", "LeafSpec"):
+        assert noise not in out.stderr + out.stdout, noise
     (ckpt,) = _checkpoints(tmp_path / "ckpt" / "sfrik")
     args = json.loads((ckpt.parent / "args.json").read_text())
     assert args["method"] == "sfrik" and args["method_kwargs"]["proj_output_dim"] == 16
