@@ -6,7 +6,10 @@
   from inside a DataLoader worker).
 * The pretraining loader is an :class:`~sfrik_plugin.data.epoch_loader.EpochSeededLoader`: each
   epoch's order and augmentations depend on (seed, epoch) only, so a resumed run repeats exactly
-  what an uninterrupted one would have done.
+  what an uninterrupted one would have done. With ``data.fast_augment=true`` it is instead the
+  in-memory loader of :mod:`sfrik_plugin.data.fast_pretrain` (images decoded once into a uint8
+  tensor, augmentations drawn from the same distributions but applied to whole batches in the main
+  process): many times faster for small images on a CPU, same (seed, epoch) reproducibility.
 * Custom and ImageNet validation images are resized for the pretraining crop size (solo-learn
   would resize them to 224 px whatever the crop).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..console import get_logger
+from ..console import InputError, get_logger
 from ..data.epoch_loader import EpochSeededLoader
 from ..data.image_folder import check_image_folder, install_checked_loader
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
@@ -64,8 +67,34 @@ def _checked(dataset: Any) -> Any:
     return dataset
 
 
-def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = None) -> EpochSeededLoader:
-    """solo-learn's multi-crop pretraining dataset in an epoch-seeded loader (drop_last, shuffled)."""
+def fast_train_loader(cfg: Any) -> Any:
+    """The in-memory batched-augmentation loader (``data.fast_augment=true``) for an ImageFolder."""
+    from ..data.fast_pretrain import fast_pretrain_loader
+
+    data = cfg.data
+    if data.dataset not in _FOLDER_DATASETS or data.get("format", "image_folder") != "image_folder":
+        raise InputError(
+            f"data.fast_augment=true reads ImageFolder trees (datasets {list(_FOLDER_DATASETS)} with format "
+            f"image_folder), not data.dataset={data.dataset} / data.format={data.get('format')}; drop the override"
+        )
+    if data.get("no_labels", False):
+        raise InputError("data.fast_augment=true needs class folders; it does not read data.no_labels=true folders")
+    if float(data.get("fraction", -1) or -1) not in (-1.0, 1.0):
+        raise InputError(f"data.fast_augment=true uses the whole folder; data.fraction={data.fraction} is not supported")
+    return fast_pretrain_loader(
+        data.train_path,
+        cfg.augmentations,
+        cfg.optimizer.batch_size,
+        seed=cfg.seed,
+        cache=data.get("fast_augment_cache"),
+    )
+
+
+def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = None) -> Any:
+    """solo-learn's multi-crop pretraining dataset in an epoch-seeded loader (drop_last, shuffled),
+    or the in-memory batched-augmentation loader with ``data.fast_augment=true``."""
+    if cfg.data.get("fast_augment", False):
+        return fast_train_loader(cfg)
     import torch
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,

@@ -32,7 +32,9 @@ def data(tmp_path_factory):
     }
 
 
-def _command(data, ckpt_dir: Path, workers: int, epochs: int = EPOCHS) -> list[str]:
+def _command(data, ckpt_dir: Path, workers: int | str, epochs: int = EPOCHS) -> list[str]:
+    """``workers``: DataLoader workers of solo-learn's pipeline, or "fast" for data.fast_augment."""
+    fast = workers == "fast"
     return [
         sys.executable,
         "-m",
@@ -42,7 +44,8 @@ def _command(data, ckpt_dir: Path, workers: int, epochs: int = EPOCHS) -> list[s
         "custom/sfrik",
         f"data.train_path={data['train']}",
         f"data.val_path={data['val']}",
-        f"data.num_workers={workers}",
+        f"data.num_workers={0 if fast else workers}",
+        f"++data.fast_augment={fast}",
         "augmentations.0.crop_size=16",
         "augmentations.1.crop_size=16",
         "accelerator=cpu",
@@ -83,7 +86,7 @@ def _final_weights(ckpt_dir: Path) -> dict:
     return state["state_dict"], state["global_step"]
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("workers", [0, 1, "fast"])
 def test_killed_mid_epoch_and_resumed_equals_uninterrupted(data, tmp_path, workers):
     import torch
 
