@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from ..console import InputError
+from .atomic import atomic_write
 
 __all__ = [
     "DOWNLOAD_CACHE_ENV",
@@ -259,16 +260,6 @@ def load_checkpoint(
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj, path)`` atomically: a crash mid-write leaves only a hidden ``.tmp`` file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
+    return Path(path)

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
+
 __all__ = ["jsonable", "write_text_atomic", "write_json", "read_json", "write_csv", "read_csv"]
 
 
@@ -43,19 +45,9 @@ def jsonable(value: Any) -> Any:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Writes ``text`` to ``path`` through a temporary file and ``os.replace`` (parents created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_write(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
