@@ -121,8 +121,9 @@ def per_class_subset(
     fewer than ``per_class`` samples.
 
     Example:
-        >>> per_class_subset([0, 1, 0, 1, 0, 1], 2, seed=0).tolist()
-        [0, 1, 2, 3]
+        >>> chosen = per_class_subset([0, 1, 0, 1, 0, 1], 2, seed=0)
+        >>> len(chosen), sorted(int(y) for y in np.asarray([0, 1, 0, 1, 0, 1])[chosen])
+        (4, [0, 0, 1, 1])
     """
     labels = np.asarray(labels)
     if per_class is None:

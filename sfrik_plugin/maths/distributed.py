@@ -24,7 +24,12 @@ __all__ = ["world_size_and_rank", "all_reduce_sum", "gather_rows", "all_gather_r
 
 
 def world_size_and_rank(group: Any = None) -> tuple[int, int]:
-    """``(world_size, rank)`` of ``group``, or ``(1, 0)`` when no process group is initialised."""
+    """``(world_size, rank)`` of ``group``, or ``(1, 0)`` when no process group is initialised.
+
+    Example:
+        >>> world_size_and_rank()  # no process group here
+        (1, 0)
+    """
     if not (dist.is_available() and dist.is_initialized()):
         return 1, 0
     return dist.get_world_size(group), dist.get_rank(group)
