@@ -34,18 +34,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-__all__ = ["epoch_seed", "EpochSeededLoader"]
+from .seeds import epoch_seed
 
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed for ``(seed, epoch)``; distinct pairs give unrelated streams.
-
-    Example:
-        >>> epoch_seed(0, 1) != epoch_seed(1, 0)
-        True
-    """
-    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch) & 0xFFFFFFFF]).generate_state(2, np.uint64)
-    return int(mixed[0] >> np.uint64(1))
+__all__ = ["EpochSeededLoader"]
 
 
 class EpochSeededLoader(DataLoader):
