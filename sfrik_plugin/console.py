@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = [
     "InputError",
+    "exit_on_input_error",
     "UPSTREAM_WARNINGS",
     "get_logger",
     "process_rank",
@@ -131,3 +135,28 @@ def quiet_upstream_warnings() -> None:
     by a tool (DDP ranks, benchmark workers) run one of our entry points, which calls it again."""
     for category, message in UPSTREAM_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+_WORKER_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+Error): (.*)$", re.MULTILINE)
+
+
+def _one_line(error: BaseException) -> str:
+    """The user-facing line of an input error, also when it crossed a DataLoader worker (whose
+    re-raised message is the worker's whole traceback: its last ``XxxError: message`` line)."""
+    text = str(error)
+    if "Original Traceback" in text:
+        found = _WORKER_ERROR.findall(text)
+        if found:
+            text = found[-1][1]
+    return " ".join(text.split())
+
+
+@contextmanager
+def exit_on_input_error(prog: str) -> Iterator[None]:
+    """Turns an :class:`~sfrik_plugin.console.InputError` raised inside into one line on standard
+    error and exit status 2 (the convention of argparse for bad usage); everything else propagates."""
+    try:
+        yield
+    except InputError as error:
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

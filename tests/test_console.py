@@ -9,7 +9,15 @@ import warnings
 
 import pytest
 
-from sfrik_plugin.console import UPSTREAM_WARNINGS, get_logger, is_rank_zero, quiet_upstream_warnings, setup_console
+from sfrik_plugin.console import (
+    UPSTREAM_WARNINGS,
+    InputError,
+    exit_on_input_error,
+    get_logger,
+    is_rank_zero,
+    quiet_upstream_warnings,
+    setup_console,
+)
 
 EXAMPLES = [
     (FutureWarning, "Importing from timm.models.layers is deprecated, please import via timm.layers"),
@@ -79,3 +87,24 @@ def test_setup_console_revives_loggers_a_dict_config_disabled():
     setup_console(stream=stream)
     log.info("back")
     assert stream.getvalue() == "[sfrik] back\n"
+
+
+def test_input_errors_exit_with_status_2_and_one_line(capsys):
+
+    with pytest.raises(SystemExit) as stop:
+        with exit_on_input_error("sfrik-x"):
+            raise InputError("data.train_path=/nope does not exist")
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "sfrik-x: error: data.train_path=/nope does not exist\n"
+    # an error re-raised from a DataLoader worker carries the worker's traceback: its last line is kept
+    worker_text = (
+        "Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nsfrik_plugin.data.image_folder.ImageDecodeError: cannot decode /d/a.png: truncated\n'
+    )
+    with pytest.raises(SystemExit):
+        with exit_on_input_error("sfrik-x"):
+            raise InputError(worker_text)
+    assert capsys.readouterr().err == "sfrik-x: error: cannot decode /d/a.png: truncated\n"
+    with pytest.raises(KeyError):  # everything else propagates untouched
+        with exit_on_input_error("sfrik-x"):
+            raise KeyError("bug")

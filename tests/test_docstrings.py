@@ -10,7 +10,7 @@ import pytest
 
 import sfrik_plugin
 
-ROOMS = ("maths", "files", "contenders", "data", "zoo")
+ROOMS = ("maths", "files", "contenders", "data", "zoo", "benchmark")
 
 
 def _modules():

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..console import quiet_upstream_warnings, setup_console
-from .launch import exit_on_input_error, names_a_config, no_config_message, rewrite_argv
+from ..console import exit_on_input_error, quiet_upstream_warnings, setup_console
+from .launch import names_a_config, no_config_message, rewrite_argv
 
 __all__ = ["pretrain", "linear", "knn", "main"]
 

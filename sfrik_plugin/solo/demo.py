@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..console import get_logger, quiet_upstream_warnings, setup_console
+from ..console import exit_on_input_error, get_logger, quiet_upstream_warnings, setup_console
 from ..files.records import write_json
-from .launch import exit_on_input_error
 
 log = get_logger(__name__)
 

@@ -8,7 +8,8 @@ The launchers take hydra command lines as solo-learn users write them and add th
 * ``devices`` may be any form Lightning takes (an int, ``"2"``, ``"0,1"``, a list, ``auto``):
   :func:`parse_with_devices` gives solo-learn's ``parse_cfg`` the list it needs for the learning-rate
   scaling and Lightning the form it accepts (a count on CPU);
-* bad input ends the process with one line and exit status 2 (:func:`exit_on_input_error`).
+* bad input ends the process with one line and exit status 2
+  (:func:`sfrik_plugin.console.exit_on_input_error`).
 
 Example:
     >>> argv = rewrite_argv(["max_epochs=2", "--config-name", "cifar10/sfrik"], "pretrain")
@@ -20,9 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..console import InputError, get_logger
@@ -36,7 +35,6 @@ __all__ = [
     "no_config_message",
     "count_devices",
     "parse_with_devices",
-    "exit_on_input_error",
 ]
 
 log = get_logger(__name__)
@@ -187,28 +185,3 @@ def parse_with_devices(cfg: Any, parse_cfg: Callable[[Any], Any]) -> Any:
     if cfg.get("strategy") is None:
         cfg.strategy = "ddp" if n * cfg.num_nodes > 1 else "auto"
     return cfg
-
-
-_WORKER_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+Error): (.*)$", re.MULTILINE)
-
-
-def _one_line(error: BaseException) -> str:
-    """The user-facing line of an input error, also when it crossed a DataLoader worker (whose
-    re-raised message is the worker's whole traceback: its last ``XxxError: message`` line)."""
-    text = str(error)
-    if "Original Traceback" in text:
-        found = _WORKER_ERROR.findall(text)
-        if found:
-            text = found[-1][1]
-    return " ".join(text.split())
-
-
-@contextmanager
-def exit_on_input_error(prog: str) -> Iterator[None]:
-    """Turns an :class:`~sfrik_plugin.console.InputError` raised inside into one line on standard
-    error and exit status 2 (the convention of argparse for bad usage); everything else propagates."""
-    try:
-        yield
-    except InputError as error:
-        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None

@@ -70,25 +70,3 @@ def test_count_devices(launch, devices, accelerator, expected):
 def test_count_devices_rejects_nonsense_by_name(launch, devices):
     with pytest.raises(ValueError, match="devices must"):
         launch.count_devices(devices, "cpu")
-
-
-def test_input_errors_exit_with_status_2_and_one_line(launch, capsys):
-    from sfrik_plugin.console import InputError
-
-    with pytest.raises(SystemExit) as stop:
-        with launch.exit_on_input_error("sfrik-x"):
-            raise InputError("data.train_path=/nope does not exist")
-    assert stop.value.code == 2
-    assert capsys.readouterr().err == "sfrik-x: error: data.train_path=/nope does not exist\n"
-    # an error re-raised from a DataLoader worker carries the worker's traceback: its last line is kept
-    worker_text = (
-        "Caught ImageDecodeError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-        '  File "x.py", line 1, in f\nsfrik_plugin.data.image_folder.ImageDecodeError: cannot decode /d/a.png: truncated\n'
-    )
-    with pytest.raises(SystemExit):
-        with launch.exit_on_input_error("sfrik-x"):
-            raise InputError(worker_text)
-    assert capsys.readouterr().err == "sfrik-x: error: cannot decode /d/a.png: truncated\n"
-    with pytest.raises(KeyError):  # everything else propagates untouched
-        with launch.exit_on_input_error("sfrik-x"):
-            raise KeyError("bug")
