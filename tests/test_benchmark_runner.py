@@ -1,7 +1,7 @@
-"""The runner's plan and resume logic: run folders, done markers, checkpoints, specs.
+"""The runner's plan and resume logic: run folders and names, final runs, markers, specs, stages.
 
-The stage test runs the real worker process on the random-initialisation baseline (no solo-learn
-needed); the pretraining resume with solo-learn is in tests/adapter/test_benchmark_e2e.py."""
+The stage tests run the real worker process on the random-initialisation baseline (no solo-learn
+needed); pretraining with solo-learn is in tests/adapter/test_benchmark_{e2e,resume}.py."""
 
 from __future__ import annotations
 
@@ -9,33 +9,19 @@ import os
 from pathlib import Path
 
 import pytest
+from _images import make_image_folder
 
-from sfrik_plugin.benchmark.runner import (
-    RANDOM_INIT,
-    Benchmark,
-    Run,
-    final_runs,
-    is_done,
-    latest_checkpoint,
-    load_config,
-    read_json,
-    run_stage,
-    select_settings,
-    setting_name,
-    setting_overrides,
-    tuning_runs,
-    write_json,
-)
+from sfrik_plugin.benchmark.plan import RANDOM_INIT, Run, final_runs, setting_name, setting_overrides
+from sfrik_plugin.benchmark.runner import Benchmark
+from sfrik_plugin.benchmark.stages import StageFailed, is_done, run_stage
+from sfrik_plugin.console import InputError
+from sfrik_plugin.files.records import read_json
 
 CFG = {
     "seeds": [3, 4, 5],
-    "tune_seed": 3,
     "methods": {
-        "sfrik": {
-            "config": "custom/sfrik",
-            "grid": [{"method_kwargs.sim_coeff": 1000.0}, {"method_kwargs.sim_coeff": 4000.0}],
-        },
-        "vicreg": {"config": "custom/vicreg", "grid": [{"method_kwargs.sim_loss_weight": 25.0}]},
+        "sfrik": {"config": "custom/sfrik", "grid": [{"method_kwargs.sim_coeff": 1000.0}]},
+        "vicreg": {"config": "custom/vicreg"},
     },
 }
 
@@ -47,84 +33,63 @@ def test_setting_names_and_overrides():
     assert setting_overrides(s) == ["++method_kwargs.sim_coeff=4000.0", "++method_kwargs.weights=[1.0,40.0]"]
 
 
-def test_plan_tunes_every_setting_once_and_reuses_the_tuning_seed(tmp_path):
-    tune = tuning_runs(CFG, tmp_path)
-    assert [(r.method, r.name, r.seed) for r in tune] == [
-        ("sfrik", "sim_coeff=1000.0", 3),
-        ("sfrik", "sim_coeff=4000.0", 3),
-        ("vicreg", "sim_loss_weight=25.0", 3),
-    ]
-    for run, acc in zip(tune, (70.0, 75.0, 60.0)):
-        write_json(run.dir / "eval_val.json", {"linear": {"acc1": acc}, "knn": {"acc1": 0.0}})
-    chosen = select_settings(CFG, tmp_path)
-    assert chosen == {"sfrik": {"method_kwargs.sim_coeff": 4000.0}, "vicreg": {"method_kwargs.sim_loss_weight": 25.0}}
+def test_run_folders_name_q_and_step_budget_only_when_they_differ(tmp_path):
+    plain = Run(tmp_path, "sfrik", {"method_kwargs.sim_coeff": 4000.0}, 0)
+    assert plain.dir == tmp_path / "runs" / "sfrik" / "sim_coeff=4000.0" / "seed0"
+    assert Run(tmp_path, "sfrik", {"method_kwargs.sim_coeff": 4000.0}, 0, q=256).name == "sim_coeff=4000.0,q=256"
+    assert Run(tmp_path, "vicreg", {}, 1, q=256, steps=17).name == "q=256,steps=17"
+    assert Run(tmp_path, "vicreg", {}, 1, steps=17).name == "steps=17"
+    assert Run(tmp_path, "vicreg", {}, 1).name == "default"
+    assert plain == Run(tmp_path, "sfrik", {"method_kwargs.sim_coeff": 4000.0}, 0) and len({plain, plain}) == 1
+
+
+def test_final_runs_baseline_first_then_seed_by_seed(tmp_path):
+    chosen = {"sfrik": {"method_kwargs.sim_coeff": 1000.0}, "vicreg": {}}
     final = final_runs(CFG, tmp_path, chosen)
-    assert len(final) == 3 * 2 + 3 and [r.method for r in final[:3]] == [RANDOM_INIT] * 3
-    assert [r.seed for r in final[3:]] == [3, 3, 4, 4, 5, 5]  # seed by seed: a partial table stays balanced
-    assert tune[1] in final and tune[2] in final and tune[0] not in final  # finished tuning runs are reused
-    assert len({r.dir for r in final}) == len(final)
+    assert [r.method for r in final[:3]] == [RANDOM_INIT] * 3
+    assert [(r.method, r.seed) for r in final[3:]] == [(m, s) for s in (3, 4, 5) for m in ("sfrik", "vicreg")]
+    # a method with nothing chosen (e.g. nothing fitted in memory) has no final runs; {} is a real choice
+    assert [r.method for r in final_runs(CFG, tmp_path, {"sfrik": None, "vicreg": {}})[3:]] == ["vicreg"] * 3
+    assert final_runs({**CFG, "random_init": False}, tmp_path, chosen)[0].method == "sfrik"
 
 
-def test_selection_ties_keep_grid_order_and_need_every_result(tmp_path):
-    tune = tuning_runs(CFG, tmp_path)
-    write_json(tune[0].dir / "eval_val.json", {"linear": {"acc1": 70.0}})
-    with pytest.raises(RuntimeError, match="no validation result"):
-        select_settings(CFG, tmp_path)
-    write_json(tune[1].dir / "eval_val.json", {"linear": {"acc1": 70.0}})
-    write_json(tune[2].dir / "eval_val.json", {"linear": {"acc1": 1.0}})
-    assert select_settings(CFG, tmp_path)["sfrik"] == {"method_kwargs.sim_coeff": 1000.0}
-
-
-def test_latest_checkpoint(tmp_path):
-    assert latest_checkpoint(tmp_path) is None
-    a = tmp_path / "ckpt" / "sfrik" / "offline-a"
-    b = tmp_path / "ckpt" / "sfrik" / "offline-b"
-    a.mkdir(parents=True), b.mkdir(parents=True)
-    (a / "x-offline-a-ep=4.ckpt").write_bytes(b"old run, later epoch")
-    (b / "x-offline-b-ep=2.ckpt").write_bytes(b"resumed attempt")
-    (b / "x-offline-b-ep=9.ckpt").write_bytes(b"")  # a file cut while being written is ignored
-    assert latest_checkpoint(tmp_path).name == "x-offline-a-ep=4.ckpt"
-
-
-def test_quick_config_is_merged_over_the_default():
-    pytest.importorskip("yaml", reason="PyYAML (benchmark extra) reads the benchmark configs")
-    full, quick = load_config(), load_config(quick=True)
-    assert len(full["seeds"]) >= 3 and all(len(m["grid"]) >= 2 for m in full["methods"].values())
-    assert len(quick["seeds"]) < len(full["seeds"]) and quick["epochs"] < full["epochs"]
-    assert set(quick["methods"]) == set(full["methods"]) == {"sfrik", "vicreg", "barlow_twins"}
-    assert quick["common_overrides"] == full["common_overrides"]  # same recipe, smaller budget
-
-
-def _images(root: Path, classes=3, per_class=10, seed=0) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            img = np.clip(rng.normal(60 + 70 * c, 30, size=(12, 12, 3)), 0, 255).astype("uint8")
-            Image.fromarray(img).save(root / f"c{c}" / f"{i:03d}.png")
-    return root
-
-
-def test_stage_markers_skip_finished_work_and_specs_must_match(tmp_path):
-    pytest.importorskip("torchvision")
+def _bench(tmp_path: Path) -> Benchmark:
     cfg = {
         "data": {
             "kind": "image_folder",
-            "train_root": str(_images(tmp_path / "train", per_class=10)),
-            "test_root": str(_images(tmp_path / "test", per_class=4, seed=1)),
+            "train_root": str(make_image_folder(tmp_path / "train", classes=3, per_class=10, size=12)),
+            "test_root": str(make_image_folder(tmp_path / "test", classes=3, per_class=4, size=12, seed=1)),
             "train_per_class": 6,
             "val_per_class": 4,
         },
         "seeds": [0],
-        "methods": {},
+        "epochs": 2,
+        "batch_size": 4,
+        "projector": {"hidden": 8, "q": 4},
+        "methods": {"sfrik": {"config": "custom/sfrik"}},
         "crop_size": 8,
         "backbone": {"name": "small_cnn", "kwargs": {"width": 4}},
         "evaluation": {"knn": {"k": 3}, "semi_supervised": {"fractions": [0.1, 0.5], "epochs": 1, "batch_size": 4}},
     }
-    bench = Benchmark(cfg, tmp_path / "out", log=lambda m: None)
+    return Benchmark(cfg, tmp_path / "out", memory_budget="1GiB")
+
+
+def test_specs_carry_q_and_step_budgets_as_overrides(tmp_path):
+    bench = _bench(tmp_path)
+    assert bench.prepare_data()["n_train"] == 18
+    spec = bench.spec(Run(bench.out, "sfrik", {"method_kwargs.sim_coeff": 9.0}, 0))
+    assert spec["q"] == 4 and spec["steps"] is None
+    assert spec["overrides"].index("method_kwargs.proj_output_dim=4") < spec["overrides"].index("max_epochs=2")
+    assert spec["overrides"][-1] == "++method_kwargs.sim_coeff=9.0"  # the setting comes last: it wins
+    # 18 images / batch 4 = 4 steps an epoch: 9 steps span 3 epochs, stopped by max_steps
+    budget = bench.spec(Run(bench.out, "sfrik", {}, 0, q=16, steps=9))
+    assert "method_kwargs.proj_output_dim=16" in budget["overrides"]
+    assert "max_epochs=3" in budget["overrides"] and "++max_steps=9" in budget["overrides"]
+
+
+def test_stage_markers_skip_finished_work_and_specs_must_match(tmp_path):
+    pytest.importorskip("torchvision")
+    bench = _bench(tmp_path)
     bench.prepare_data()
     run = Run(bench.out, RANDOM_INIT, {}, 0)
     spec = bench.spec(run)
@@ -138,16 +103,48 @@ def test_stage_markers_skip_finished_work_and_specs_must_match(tmp_path):
     assert (run.dir / "done.json").stat().st_mtime_ns == marker
     assert (run.dir / "train.log").read_text().count("=====") == 1  # the worker ran once
 
-    assert run_stage(run.dir, spec, "test") == "done"
+    # the remaining stages run together in one worker, the finished one is not redone
+    assert run_stage(run.dir, spec, ["train", "test", "semi"]) == "done"
+    assert (run.dir / "test.log").read_text().count("=====") == 1 and not (run.dir / "semi.log").exists()
     test = read_json(run.dir / "eval_test.json")
-    assert test["n_eval"] == 12 and set(test["semi"]) == {"0.1", "0.5"}
-    assert test["semi"]["0.1"]["labels"] == 3 and test["semi"]["0.5"]["labels"] == 9
-    assert run_stage(run.dir, spec, "test") == "skipped"
+    semi = read_json(run.dir / "eval_semi.json")["semi"]
+    assert test["n_eval"] == 12 and set(semi) == {"0.1", "0.5"}
+    assert semi["0.1"]["labels"] == 3 and semi["0.5"]["labels"] == 9
+    assert run_stage(run.dir, spec, ["test", "semi"]) == "skipped"
 
     # a run folder is tied to its specification: no silent mixing of settings
-    with pytest.raises(RuntimeError, match="another specification"):
+    with pytest.raises(InputError, match=r"another specification \(differs in \['crop_size'\]\)"):
         run_stage(run.dir, {**spec, "crop_size": 10}, "train")
     # an unfinished stage (marker gone) is redone; the same seed gives the same untrained backbone
     os.remove(run.dir / "done.json")
     assert run_stage(run.dir, spec, "train") == "done"
     assert (run.dir / "backbone.pt").read_bytes() == weights
+
+
+def test_a_failing_worker_raises_with_its_log(tmp_path):
+    bench = _bench(tmp_path)
+    bench.prepare_data()
+    run = Run(bench.out, RANDOM_INIT, {}, 0)
+    spec = bench.spec(run)
+    spec["backbone"] = {"name": "no_such_backbone"}
+    with pytest.raises(StageFailed) as caught:
+        run_stage(run.dir, spec, "train")
+    assert caught.value.stage == "train" and caught.value.code != 0
+    assert "no_such_backbone" in caught.value.log_path.read_text()
+    assert not is_done(run.dir, "train")
+
+
+@pytest.mark.requires_solo
+def test_latest_checkpoint_takes_the_newest_complete_one(tmp_path):
+    import torch
+
+    from sfrik_plugin.benchmark.stages import latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    a, b = tmp_path / "ckpt" / "sfrik" / "offline-a", tmp_path / "ckpt" / "sfrik" / "offline-b"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    torch.save({"epoch": 4}, a / "x-offline-a-ep=4.ckpt")
+    torch.save({"epoch": 2}, b / "x-offline-b-ep=2.ckpt")
+    (b / "x-offline-b-ep=9.ckpt").write_bytes(b"PK\x03\x04 cut while being written")
+    torch.save({"epoch": 7}, b / ".x-offline-b-ep=7.ckpt.partial")  # an interrupted atomic save
+    assert latest_checkpoint(tmp_path).name == "x-offline-a-ep=4.ckpt"

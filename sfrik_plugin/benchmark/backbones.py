@@ -6,6 +6,11 @@ four 3x3 conv-BN-ReLU layers (widths w, 2w, 4w, 8w; strides 1, 2, 2, 2) and glob
 ``num_features = 8w`` (256 for w = 32). :func:`register_backbones` adds it to solo-learn's backbone
 registry, so a pretraining config selects it with ``backbone.name=small_cnn`` like any solo-learn
 backbone, for every method alike.
+
+Example:
+    >>> import torch
+    >>> make_backbone("small_cnn", {"width": 16})(torch.zeros(2, 3, 28, 28)).shape
+    torch.Size([2, 128])
 """
 
 from __future__ import annotations
@@ -79,14 +84,14 @@ def make_backbone(name: str, kwargs: dict[str, Any] | None = None, dataset: str 
     """The backbone a pretraining with ``backbone.name=name`` trains, without its classification head.
 
     Local backbones need only torch; solo-learn backbones are built through the adapter
-    (``sfrik_plugin.solo.cli.build_backbone``: no fc, CIFAR stem for cifar10/100).
+    (``sfrik_plugin.solo.backbones.build_backbone``: no fc, CIFAR stem for cifar10/100).
     """
     kwargs = dict(kwargs or {})
     if name in LOCAL_BACKBONES:
         return _headless(LOCAL_BACKBONES[name])(None, **kwargs)
     from omegaconf import OmegaConf
 
-    from sfrik_plugin.solo.cli import build_backbone
+    from sfrik_plugin.solo.backbones import build_backbone
 
     cfg = OmegaConf.create({"backbone": {"name": name, "kwargs": kwargs}, "data": {"dataset": dataset}})
     return build_backbone(cfg)

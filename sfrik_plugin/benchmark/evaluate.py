@@ -9,6 +9,12 @@
   fraction of the labels (the first ``ceil(fraction * n_c)`` images of each class in sorted order).
 
 Only torch and torchvision are needed (no solo-learn).
+
+Example:
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    >>> y = torch.tensor([0, 1, 0, 1])
+    >>> knn_classify(x, y, x, y, k=1)["acc1"], linear_probe(x, y, x, y)["acc1"]
+    (100.0, 100.0)
 """
 
 from __future__ import annotations
@@ -127,7 +133,7 @@ def knn_classify(
     test_x = F.normalize(test_x.float(), dim=1)
     n_cls = int(max(train_y.max(), test_y.max())) + 1
     k = min(k, train_x.shape[0])
-    correct = 0
+    correct = 0.0
     for start in range(0, test_x.shape[0], chunk):
         sims = test_x[start : start + chunk] @ train_x.T
         top_sims, top_idx = sims.topk(k, dim=1)
@@ -180,8 +186,8 @@ def semi_supervised(
     torch.manual_seed(seed)
     model = copy.deepcopy(backbone)
     with torch.no_grad():
-        if hasattr(model, "num_features"):
-            dim = model.num_features
+        if isinstance(getattr(model, "num_features", None), int):
+            dim = int(model.num_features)  # type: ignore[arg-type]
         else:
             was_training = model.training
             model.eval()

@@ -1,302 +1,138 @@
-"""The benchmark runner: one run directory per (method, hyper-parameter setting, seed), resumable.
+"""The benchmark runner: data, tuning with grid extension, final runs over seeds, and the q-sweep.
 
-Layout under the output folder::
+:class:`Benchmark` drives the phases, each a list of runs (:mod:`.plan`) whose stages run in worker
+processes (:mod:`.stages`):
 
-    runs/<method>/<setting>/seed<k>/
-        spec.json        what this run is (method, hydra overrides, seed, data); a mismatch is an error
-        ckpt/            solo-learn checkpoints (one per epoch, the previous one removed)
-        backbone.pt      the trained (or, for random init, untouched) backbone weights
-        pretrain.json    wall time and peak memory of the pretraining attempts, final training metrics
-        eval_val.json    linear probe and kNN on the validation split (hyper-parameter selection)
-        done.json        marker: pretraining and validation evaluation finished
-        eval_test.json   test-split evaluation (only for the chosen setting; marker of its own)
+1. data: the train / validation / test splits (symlink trees, nothing copied);
+2. tuning: every grid setting with every tuning seed; the grid is extended past an edge that wins
+   (:mod:`.tuning`); selection by the mean validation accuracy;
+3. final: the random-init baseline and the chosen setting of every method, every seed, on the test
+   split (linear probe, kNN, semi-supervised fine-tuning);
+4. sweep (``--sweep``): every method at every q of ``sweep.qs`` with one seed, at equal epochs and
+   at equal time (:mod:`.sweep`); the reference-q point is a final run.
 
-Each stage runs in a fresh worker process (``python -m sfrik_plugin.benchmark.worker``). A stage
-whose marker exists is skipped; an interrupted pretraining restarts from the newest checkpoint in
-``ckpt/``. Pretraining goes through the adapter (:func:`sfrik_plugin.solo.cli.run_pretrain`) with
-the packaged ``custom/<method>`` configs and one shared list of overrides, so the methods differ
-only in their ``method``/``method_kwargs`` block.
+Before a run starts, its memory is predicted and compared with the budget (:mod:`.budget`); a run
+that does not fit is recorded as such (``fit.json``) and never started. Every phase is resumable:
+finished stages are skipped, an interrupted pretraining continues from its last checkpoint, and the
+tuning state is recomputed from the finished validation results. A failed sweep run (e.g. killed
+for memory) is recorded in ``failed.json`` and the sweep goes on; re-running retries it.
+
+Example::
+
+    bench = Benchmark(load_config(), "bench-runs/full")
+    bench.run(sweep=True)     # then report.write_report / sweep_report.write_sweep_report
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
-import re
-import subprocess
-import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "RANDOM_INIT",
-    "load_config",
-    "setting_name",
-    "setting_overrides",
-    "Run",
-    "tuning_runs",
-    "final_runs",
-    "select_settings",
-    "is_done",
-    "latest_checkpoint",
-    "write_json",
-    "read_json",
-    "run_stage",
-    "Benchmark",
-]
+from ..console import InputError, get_logger
+from ..files.records import read_json, write_json
+from .budget import benchmark_budget, fit_check
+from .plan import RANDOM_INIT, Run, final_runs, format_value, setting_name, setting_overrides, tune_seeds
+from .stages import StageFailed, check_spec, is_done, run_stage
+from .sweep import equal_time_budget, equal_time_run, reference_q, sweep_qs, sweep_run
+from .tuning import method_state
 
-RANDOM_INIT = "random_init"
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "fashion_mnist.yaml"
+__all__ = ["Benchmark"]
 
-
-# --------------------------------------------------------------------------------------------
-# config
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def load_config(path: os.PathLike | None = None, quick: bool = False) -> dict[str, Any]:
-    """Reads a benchmark yaml; with ``quick`` its ``quick:`` block is merged over the rest."""
-    import yaml
-
-    path = Path(path) if path else DEFAULT_CONFIG
-    if not path.exists() and (DEFAULT_CONFIG.parent / path.with_suffix(".yaml").name).exists():
-        path = DEFAULT_CONFIG.parent / path.with_suffix(".yaml").name  # a packaged config by name
-    cfg = yaml.safe_load(path.read_text())
-    quick_block = cfg.pop("quick", {}) or {}
-    if quick:
-        cfg = _merge(cfg, quick_block)
-    cfg["_source"] = str(path)
-    cfg["_quick"] = bool(quick)
-    return cfg
-
-
-def _format_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_format_value(v) for v in value) + "]"
-    return str(value)
-
-
-def setting_name(setting: dict[str, Any]) -> str:
-    """A stable, file-system-safe name of a hyper-parameter setting (``default`` when empty)."""
-    if not setting:
-        return "default"
-    parts = []
-    for key in sorted(setting):
-        short = key.split(".")[-1]
-        parts.append(f"{short}={_format_value(setting[key])}")
-    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
-
-
-def setting_overrides(setting: dict[str, Any]) -> list[str]:
-    """Hydra overrides (``++key=value``) of a setting, in sorted key order."""
-    return [f"++{key}={_format_value(setting[key])}" for key in sorted(setting)]
-
-
-# --------------------------------------------------------------------------------------------
-# the runs
-
-
-class Run:
-    """One (method, setting, seed) run and its directory."""
-
-    def __init__(self, root: os.PathLike, method: str, setting: dict[str, Any], seed: int):
-        self.method, self.setting, self.seed = method, dict(setting), int(seed)
-        self.name = setting_name(self.setting)
-        self.dir = Path(root) / "runs" / method / self.name / f"seed{self.seed}"
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.method, self.name, self.seed)
-
-    def __repr__(self) -> str:
-        return f"Run({self.method}, {self.name}, seed={self.seed})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Run) and self.dir == other.dir
-
-    def __hash__(self) -> int:
-        return hash(self.dir)
-
-
-def method_grid(cfg: dict[str, Any], method: str) -> list[dict[str, Any]]:
-    grid = cfg["methods"][method].get("grid") or [{}]
-    return [dict(s or {}) for s in grid]
-
-
-def tuning_runs(cfg: dict[str, Any], root: os.PathLike) -> list[Run]:
-    """Every grid setting of every method, with the tuning seed (the random baseline is not tuned)."""
-    seed = int(cfg.get("tune_seed", cfg["seeds"][0]))
-    return [Run(root, m, s, seed) for m in cfg["methods"] for s in method_grid(cfg, m)]
-
-
-def final_runs(cfg: dict[str, Any], root: os.PathLike, chosen: dict[str, dict[str, Any]]) -> list[Run]:
-    """The random-initialisation baseline (cheap), then seed by seed the chosen setting of every
-    method, so that an interrupted benchmark has the same seeds for every method."""
-    runs = [Run(root, RANDOM_INIT, {}, seed) for seed in cfg["seeds"]] if cfg.get("random_init", True) else []
-    return runs + [Run(root, m, chosen[m], seed) for seed in cfg["seeds"] for m in cfg["methods"]]
-
-
-def select_settings(cfg: dict[str, Any], root: os.PathLike, metric: str = "linear") -> dict[str, dict[str, Any]]:
-    """Per method, the grid setting with the best validation ``metric`` accuracy (ties: first in the
-    grid). Raises if a tuning run has not finished."""
-    chosen = {}
-    for method in cfg["methods"]:
-        best, best_acc = None, -math.inf
-        for run in (r for r in tuning_runs(cfg, root) if r.method == method):
-            result = read_json(run.dir / "eval_val.json")
-            if result is None:
-                raise RuntimeError(f"{run} has no validation result yet")
-            acc = float(result[metric]["acc1"])
-            if acc > best_acc:
-                best, best_acc = run.setting, acc
-        chosen[method] = best
-    return chosen
-
-
-# --------------------------------------------------------------------------------------------
-# markers, checkpoints, stages
-
-
-def write_json(path: os.PathLike, data: Any) -> None:
-    """Atomic json write (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
-def read_json(path: os.PathLike) -> Any | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-STAGE_MARKERS = {"train": "done.json", "test": "eval_test.json"}
-
-
-def is_done(run_dir: os.PathLike, stage: str = "train") -> bool:
-    return read_json(Path(run_dir) / STAGE_MARKERS[stage]) is not None
-
-
-def _epoch_of(path: Path) -> int:
-    m = re.search(r"ep=(\d+)", path.name)
-    return int(m.group(1)) if m else -1
-
-
-def latest_checkpoint(run_dir: os.PathLike) -> Path | None:
-    """The newest solo-learn checkpoint under ``run_dir/ckpt`` (highest epoch, then newest file), or None."""
-    ckpts = [p for p in (Path(run_dir) / "ckpt").rglob("*.ckpt") if p.is_file() and p.stat().st_size > 0]
-    if not ckpts:
-        return None
-    return max(ckpts, key=lambda p: (_epoch_of(p), p.stat().st_mtime))
-
-
-def _check_spec(run_dir: Path, spec: dict[str, Any]) -> None:
-    old = read_json(run_dir / "spec.json")
-    if old is not None and old != json.loads(json.dumps(spec, sort_keys=True, default=str)):
-        raise RuntimeError(
-            f"{run_dir} was started with another specification; use another --out folder "
-            f"(or delete that run) instead of mixing results.\nold: {old}\nnew: {spec}"
-        )
-    if old is None:
-        write_json(run_dir / "spec.json", spec)
-
-
-def run_stage(run_dir: os.PathLike, spec: dict[str, Any], stage: str, log=print, python: str | None = None) -> str:
-    """Runs one stage of a run in a worker process unless its marker exists.
-
-    Returns "skipped" or "done"; raises ``RuntimeError`` when the worker fails (its log is in
-    ``run_dir/<stage>.log``)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_spec(run_dir, spec)
-    if is_done(run_dir, stage):
-        return "skipped"
-    env = dict(os.environ)
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    cmd = [python or sys.executable, "-m", "sfrik_plugin.benchmark.worker", str(run_dir), stage]
-    log_path = run_dir / f"{stage}.log"
-    start = time.time()
-    with open(log_path, "a") as logf:
-        logf.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
-        logf.flush()
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
-        try:
-            code = proc.wait()
-        except BaseException:  # Ctrl-C or kill of the runner: stop the worker too (resume restarts it)
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            raise
-    if code != 0 or not is_done(run_dir, stage):
-        tail = log_path.read_text()[-3000:]
-        raise RuntimeError(f"stage {stage!r} of {run_dir} failed (exit code {code}); log {log_path}:\n{tail}")
-    log(f"  {stage:5s} {run_dir} ({time.time() - start:.0f} s)")
-    return "done"
-
-
-# --------------------------------------------------------------------------------------------
-# the benchmark
+log = get_logger(__name__)
 
 
 class Benchmark:
-    """Prepares the data, tunes on the validation split, evaluates the chosen settings on the test split."""
+    """The phases of one benchmark in one output folder (module docstring).
 
-    def __init__(self, cfg: dict[str, Any], out: os.PathLike, log=print, python: str | None = None):
-        self.cfg, self.out, self.log, self.python = cfg, Path(out), log, python
-        self.data: dict[str, str] | None = None
+    ``memory_budget``: overrides the config's ``memory_budget`` (e.g. ``"16GiB"``); ``python``: the
+    interpreter of the workers (default: this one).
+    """
 
-    # data ------------------------------------------------------------------------------------
-    def prepare_data(self) -> dict[str, str]:
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        out: str | os.PathLike,
+        python: str | None = None,
+        memory_budget: str | None = None,
+    ):
+        self.cfg, self.out, self.python = dict(cfg), Path(out), python
+        self.budget = benchmark_budget(cfg, memory_budget)
+        self.data: dict[str, Any] | None = None
+
+    # data --------------------------------------------------------------------------------------
+    def prepare_data(self) -> dict[str, Any]:
+        """Builds (or reuses) the splits; returns ``{"train", "val", "test", "n_train"}``."""
         from ..data.splits import build_splits
 
         d = self.cfg["data"]
-        per_class = {"train": d["train_per_class"], "val": d["val_per_class"]}
-        if d.get("kind", "fashion_mnist") == "fashion_mnist":
-            from ..data.fashion_mnist import FASHION_MNIST_DIR, prepare_fashion_mnist
+        per_class: dict[str, int | None] = {"train": int(d["train_per_class"]), "val": int(d["val_per_class"])}
+        if d["kind"] == "fashion_mnist":
+            from ..data.fashion_mnist import prepare_fashion_mnist
+            from ..data.fashion_mnist_sources import fashion_mnist_source
 
-            need = d["train_per_class"] + d["val_per_class"]
-            root = Path(d.get("cache") or self.out / "data") / f"fashion-mnist-{need}-{d.get('test_per_class')}"
-            src = prepare_fashion_mnist(
-                root,
-                train_per_class=need,
-                val_per_class=d.get("test_per_class"),
-                seed=0,
-                source=d.get("source") or FASHION_MNIST_DIR,
+            source = fashion_mnist_source(d.get("source"), option="--set data.source")
+            need = int(d["train_per_class"]) + int(d["val_per_class"])
+            test_per_class = d.get("test_per_class")
+            root = Path(d.get("cache") or self.out / "data") / f"fashion-mnist-{need}-{test_per_class}"
+            prepared = prepare_fashion_mnist(
+                root, train_per_class=need, val_per_class=test_per_class, seed=0, source=source
             )
-            source_train, test = src["train"], src["val"]
+            source_train, test = Path(prepared["train"]), Path(prepared["val"])
         else:
-            source_train, test = Path(d["train_root"]), Path(d["test_root"])
+            source_train, test = Path(d["train_root"]).expanduser(), Path(d["test_root"]).expanduser()
+            for key, folder in (("train_root", source_train), ("test_root", test)):
+                if not folder.is_dir():
+                    raise InputError(
+                        f"data.{key}={folder} is not a directory; give an ImageFolder (--set data.{key}=/path)"
+                    )
         splits = build_splits(source_train, self.out / "splits", per_class)
-        self.data = {"train": str(splits["train"]), "val": str(splits["val"]), "test": str(test)}
+        stamp = read_json(self.out / "splits" / "splits.json") or {}
+        n_train = int(stamp.get("splits", {}).get("train", {}).get("images", 0))
+        self.data = {"train": str(splits["train"]), "val": str(splits["val"]), "test": str(test), "n_train": n_train}
         write_json(self.out / "data.json", self.data)
         return self.data
 
-    # specs -----------------------------------------------------------------------------------
-    def spec(self, run: Run) -> dict[str, Any]:
+    # specs ---------------------------------------------------------------------------------------
+    def q_of(self, run: Run) -> int:
+        return run.q if run.q is not None else reference_q(self.cfg)
+
+    def shared_overrides(self, q: int) -> list[str]:
+        """Overrides every method gets: backbone, crop size, projector widths, batch size, then ``common_overrides``."""
         c = self.cfg
-        spec = {
+        out = [f"backbone.name={c['backbone']['name']}"]
+        out += [
+            f"++backbone.kwargs.{k}={format_value(v)}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())
+        ]
+        out += [f"augmentations.{i}.crop_size={int(c['crop_size'])}" for i in range(int(c.get("num_views_configs", 2)))]
+        out += [
+            f"method_kwargs.proj_hidden_dim={int(c['projector']['hidden'])}",
+            f"method_kwargs.proj_output_dim={int(q)}",
+            f"optimizer.batch_size={int(c['batch_size'])}",
+        ]
+        return out + list(c.get("common_overrides") or [])
+
+    def schedule_overrides(self, run: Run) -> list[str]:
+        """``max_epochs`` (the config's epochs), or for a step budget the epochs it spans and ``max_steps``."""
+        if run.steps is None:
+            return [f"max_epochs={int(self.cfg['epochs'])}"]
+        assert self.data is not None
+        per_epoch = int(self.data["n_train"]) // int(self.cfg["batch_size"])
+        if per_epoch < 1:
+            raise InputError(
+                f"batch_size={self.cfg['batch_size']} is larger than the {self.data['n_train']} training images"
+            )
+        return [f"max_epochs={math.ceil(run.steps / per_epoch)}", f"++max_steps={run.steps}"]
+
+    def spec(self, run: Run) -> dict[str, Any]:
+        """Everything a worker needs to run ``run`` (also what ties the run folder to its settings)."""
+        if self.data is None:
+            self.prepare_data()
+        c = self.cfg
+        spec: dict[str, Any] = {
             "method": run.method,
             "setting": run.setting,
             "seed": run.seed,
@@ -306,56 +142,138 @@ class Benchmark:
             "evaluation": c["evaluation"],
         }
         if run.method != RANDOM_INIT:
+            spec["q"] = self.q_of(run)
+            spec["steps"] = run.steps
             spec["config"] = c["methods"][run.method]["config"]
             spec["overrides"] = (
-                self.shared_overrides()
-                + [f"max_epochs={int(c['epochs'])}"]
-                + list(c["methods"][run.method].get("overrides", []))
+                self.shared_overrides(self.q_of(run))
+                + self.schedule_overrides(run)
+                + list(c["methods"][run.method].get("overrides") or [])
                 + setting_overrides(run.setting)
             )
         return spec
 
-    def shared_overrides(self) -> list[str]:
-        """Overrides every method gets: backbone and crop size from the top-level keys, then ``common_overrides``."""
-        c = self.cfg
-        out = [f"backbone.name={c['backbone']['name']}"]
-        out += [
-            f"++backbone.kwargs.{k}={_format_value(v)}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())
-        ]
-        out += [f"augmentations.{i}.crop_size={int(c['crop_size'])}" for i in range(int(c.get("num_views_configs", 2)))]
-        return out + list(c["common_overrides"])
+    # one run --------------------------------------------------------------------------------------
+    def verdict(self, run: Run) -> dict[str, Any]:
+        """The memory verdict of a run, kept in ``fit.json``. A run that was started keeps its
+        verdict; one that did not fit is judged again (a larger ``--memory-budget`` lets it run)."""
+        if run.method == RANDOM_INIT:
+            return {"fits": True, "reason": "random init: no pretraining"}
+        path = run.dir / "fit.json"
+        old = read_json(path)
+        started = (run.dir / "attempts.json").exists() or is_done(run.dir, "train")
+        if old is not None and old.get("fits") and started:
+            return old
+        verdict = fit_check(self.cfg, run.method, self.q_of(run), self.budget)
+        if verdict != old:
+            write_json(path, verdict)
+        return verdict
 
-    def _stage(self, run: Run, stage: str) -> str:
-        return run_stage(run.dir, self.spec(run), stage, log=self.log, python=self.python)
+    def execute(self, run: Run, stages: Sequence[str] = ("train",)) -> str:
+        """Runs ``stages`` of ``run`` in one worker unless they are finished or the run does not fit:
+        ``"done"``, ``"skipped"`` (finished before) or ``"does not fit"`` (never started)."""
+        spec = self.spec(run)
+        verdict = self.verdict(run)
+        if not verdict["fits"]:
+            run.dir.mkdir(parents=True, exist_ok=True)
+            check_spec(run.dir, spec)
+            log.info("  not run: %s — %s", run, verdict["reason"])
+            return "does not fit"
+        return run_stage(run.dir, spec, stages, python=self.python)
 
-    # phases ----------------------------------------------------------------------------------
-    def tune(self) -> dict[str, dict[str, Any]]:
-        runs = tuning_runs(self.cfg, self.out)
-        for i, run in enumerate(runs, 1):
-            self.log(f"[tune {i}/{len(runs)}] {run}")
-            self._stage(run, "train")
-        chosen = select_settings(self.cfg, self.out)
+    # phases ---------------------------------------------------------------------------------------
+    def tune_method(self, method: str) -> tuple[dict[str, Any] | None, str]:
+        """Runs what the selection of ``method`` needs; returns ``(chosen setting or None, note)``."""
+        while True:
+            state = method_state(self.cfg, self.out, method)
+            if not state.pending:
+                return state.chosen, state.note
+            for setting in state.pending:
+                for seed in tune_seeds(self.cfg):
+                    run = Run(self.out, method, setting, seed)
+                    log.info("[tune] %s", run)
+                    if self.execute(run) == "does not fit":
+                        return None, f"nothing to tune: {self.verdict(run)['reason']}"
+
+    def tune(self) -> dict[str, dict[str, Any] | None]:
+        """Tunes every method (grid extension included); returns the chosen settings (None: nothing fitted)."""
+        chosen: dict[str, dict[str, Any] | None] = {}
+        for method in self.cfg["methods"]:
+            chosen[method], note = self.tune_method(method)
+            picked = "none" if chosen[method] is None else setting_name(chosen[method] or {})
+            log.info("chosen on the validation split: %s: %s (%s)", method, picked, note)
         write_json(self.out / "chosen.json", chosen)
-        for method, setting in chosen.items():
-            self.log(f"chosen on the validation split: {method}: {setting_name(setting)}")
         return chosen
 
-    def final(self, chosen: dict[str, dict[str, Any]]) -> list[Run]:
+    def final(self, chosen: Mapping[str, dict[str, Any] | None]) -> list[Run]:
+        """Test-split evaluation of the random baseline and every chosen setting, seed by seed."""
         runs = final_runs(self.cfg, self.out, chosen)
+        stages = ["train", "test"]
+        if (self.cfg.get("evaluation") or {}).get("semi_supervised"):
+            stages.append("semi")
         for i, run in enumerate(runs, 1):
-            self.log(f"[final {i}/{len(runs)}] {run}")
-            self._stage(run, "train")
-            self._stage(run, "test")
+            log.info("[final %d/%d] %s", i, len(runs), run)
+            self.execute(run, stages)
         return runs
 
-    def run(self) -> dict[str, Any]:
+    def sweep_point(self, run: Run) -> str:
+        """Pretrains and tests one sweep run; a failure is recorded in ``failed.json`` and the sweep goes on."""
+        failed = run.dir / "failed.json"
+        if failed.exists():
+            failed.unlink()  # re-running retries it
+        try:
+            return self.execute(run, ("train", "test"))
+        except StageFailed as error:
+            write_json(failed, {"stage": error.stage, "exit_code": error.code, "log": str(error.log_path)})
+            log.warning("%s failed in stage %s (exit code %s); see %s", run, error.stage, error.code, error.log_path)
+            return "failed"
+
+    def sweep(self, chosen: Mapping[str, dict[str, Any] | None]) -> None:
+        """Equal-epoch runs at every q, then equal-time runs (:mod:`.sweep`)."""
+        qs = sweep_qs(self.cfg)
+        methods = [m for m in self.cfg["methods"] if chosen.get(m) is not None]
+        for q in qs:
+            for method in methods:
+                run = sweep_run(self.cfg, self.out, method, chosen[method] or {}, q)
+                log.info("[sweep q=%d, equal epochs] %s", q, run)
+                self.sweep_point(run)
+        for q in qs:
+            budget_s, how = equal_time_budget(self.cfg, self.out, chosen, q)
+            log.info("[sweep q=%d, equal time] budget: %s", q, how)
+            if budget_s is None:
+                continue
+            for method in methods:
+                eq_run, note = equal_time_run(self.cfg, self.out, method, chosen[method] or {}, q, budget_s)
+                log.info("[sweep q=%d, equal time] %s: %s", q, method, note)
+                if eq_run is not None:
+                    self.sweep_point(eq_run)
+
+    def run(self, sweep: bool = False, command: Sequence[str] | None = None) -> dict[str, Any]:
+        """All phases (the sweep only with ``sweep``); returns the reports (:mod:`.report`, :mod:`.sweep_report`)."""
+        from .report import write_report
+        from .sweep_report import write_sweep_report
+
         start = time.time()
         self.prepare_data()
         write_json(self.out / "benchmark_config.json", self.cfg)
+        self._record_invocation(command, sweep)
         chosen = self.tune()
-        runs = self.final(chosen)
-        from .report import write_report
+        self.final(chosen)
+        reports = {"main": write_report(self.out, self.cfg)}
+        if sweep:
+            self.sweep(chosen)
+            reports["sweep"] = write_sweep_report(self.out, self.cfg, budget_rule=self.budget[1])
+        log.info("benchmark finished in %.0f s (this invocation)", time.time() - start)
+        return reports
 
-        report = write_report(self.out, runs, chosen=chosen, tuning=tuning_runs(self.cfg, self.out), cfg=self.cfg)
-        self.log(f"benchmark finished in {time.time() - start:.0f} s (this invocation)")
-        return report
+    def _record_invocation(self, command: Sequence[str] | None, sweep: bool) -> None:
+        history = read_json(self.out / "invocations.json") or []
+        history.append(
+            {
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": list(command or []),
+                "sweep": sweep,
+                "memory_budget": self.budget[1],
+            }
+        )
+        write_json(self.out / "invocations.json", history)

@@ -1,32 +1,58 @@
-"""One stage of one benchmark run, in its own process: ``python -m sfrik_plugin.benchmark.worker RUN_DIR {train,test}``.
+"""Stages of one benchmark run, in their own process: ``python -m sfrik_plugin.benchmark.worker RUN_DIR STAGE...``.
 
-``train``: pretrain through the adapter (or build the untrained backbone for the random-init baseline),
-save ``backbone.pt`` and ``pretrain.json``, evaluate on the validation split (``eval_val.json``), and
-write ``done.json``. ``test``: evaluate ``backbone.pt`` on the test split (linear probe, kNN,
-semi-supervised fine-tuning) into ``eval_test.json``. Everything the stage needs is in ``spec.json``.
+* ``train``: pretrain through the adapter (:func:`sfrik_plugin.solo.pretrain.run_pretrain`), or build
+  the untrained backbone of the random-init baseline; save ``backbone.pt`` and ``pretrain.json``
+  (wall time over all attempts, steps, images seen, images/s, peak resident memory of this
+  process, the machine's highest 1-minute load average seen at the start or end of an attempt);
+  evaluate on the validation split (``eval_val.json``); write ``done.json``.
+* ``test``: linear probe and kNN of ``backbone.pt`` on the test split (``eval_test.json``).
+* ``semi``: semi-supervised fine-tuning on the label fractions, test split (``eval_semi.json``).
+
+Everything a stage needs is in ``spec.json``. The worker prints progress (its output goes to
+``<stage>.log`` in the run folder).
+
+Example::
+
+    python -m sfrik_plugin.benchmark.worker out/runs/sfrik/sim_coeff=4000.0/seed0 train
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .runner import RANDOM_INIT, latest_checkpoint, read_json, write_json
+from ..console import get_logger
+from ..files.checkpoints import load_checkpoint, save_checkpoint
+from ..files.records import read_json, write_json
+from .plan import RANDOM_INIT
+
+__all__ = ["peak_rss_mb", "train", "evaluate", "semi_supervised", "main"]
+
+log = get_logger(__name__)
 
 
-def peak_memory_mb() -> float:
-    """Peak resident memory (MiB) of this process and of its finished children (data-loader workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0  # Linux reports KiB
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MiB): its high-water mark, data-loader workers excluded."""
+    from ..profiler.measure import process_memory_bytes
+
+    return process_memory_bytes()["peak_rss"] / 2**20
 
 
-def _compose(spec: dict[str, Any], run_dir: Path):
-    from sfrik_plugin.solo.config import compose_config
+def _load() -> float | None:
+    """The 1-minute load average of the machine (None where the OS does not report it)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _compose(spec: dict[str, Any], run_dir: Path) -> tuple[Any, Path | None]:
+    from ..solo.config import compose_config
+    from .stages import latest_checkpoint
 
     cfg = compose_config("pretrain", spec["config"], list(spec["overrides"]))
     cfg.seed = int(spec["seed"])
@@ -41,89 +67,116 @@ def _compose(spec: dict[str, Any], run_dir: Path):
     return cfg, ckpt
 
 
-def _attempts_wall_time(attempts: list, run_dir: Path) -> float:
-    """Seconds spent in pretraining attempts; an interrupted attempt counts until its last checkpoint."""
+def _attempts_wall_time(attempts: Sequence[dict[str, Any]], run_dir: Path) -> float:
+    """Seconds spent in pretraining attempts; an interrupted attempt counts until its last checkpoint
+    (the work after it was lost and done again by the next attempt)."""
     total = 0.0
-    for a in attempts:
-        end = a.get("end")
+    for attempt in attempts:
+        end = attempt.get("end")
         if end is None:
             saved = [p.stat().st_mtime for p in (run_dir / "ckpt").rglob("*.ckpt")]
-            saved = [t for t in saved if t >= a["start"]]
-            end = max(saved) if saved else a["start"]
-        total += max(0.0, end - a["start"])
+            saved = [t for t in saved if t >= attempt["start"]]
+            end = max(saved) if saved else attempt["start"]
+        total += max(0.0, end - attempt["start"])
     return total
 
 
+def _pretrain(run_dir: Path, spec: dict[str, Any]) -> None:
+    import sfrik_plugin.solo  # noqa: F401  (registers SFRIK with solo-learn)
+
+    from ..solo.pretrain import run_pretrain
+    from .backbones import register_backbones
+
+    register_backbones()
+    cfg, resumed = _compose(spec, run_dir)
+    attempts = read_json(run_dir / "attempts.json") or []
+    # the machine's load during the run: times measured on a shared machine mean little without it
+    attempts.append(
+        {"start": time.time(), "end": None, "resumed_from": str(resumed) if resumed else None, "load_start": _load()}
+    )
+    write_json(run_dir / "attempts.json", attempts)
+    if resumed:
+        log.info("resuming from %s", resumed)
+    result = run_pretrain(cfg)
+    attempts[-1]["end"] = time.time()
+    attempts[-1]["load_end"] = _load()
+    attempts[-1]["peak_rss_mb"] = peak_rss_mb()
+    write_json(run_dir / "attempts.json", attempts)
+    backbone = result["model"].backbone
+    save_checkpoint({k: v.detach().cpu() for k, v in backbone.state_dict().items()}, run_dir / "backbone.pt")
+    steps = int(result["trainer"].global_step)
+    batch = int(cfg.optimizer.batch_size)
+    wall = _attempts_wall_time(attempts, run_dir)
+    write_json(
+        run_dir / "pretrain.json",
+        {
+            "wall_time_s": wall,
+            "attempts": len(attempts),
+            "peak_memory_mb": max(a.get("peak_rss_mb") or 0.0 for a in attempts),
+            "epochs": int(cfg.max_epochs),
+            "max_steps": spec.get("steps"),
+            "steps": steps,
+            "batch_size": batch,
+            "images_seen": steps * batch,  # each image gives two views
+            "images_per_s": steps * batch / wall if wall > 0 else None,
+            "load_avg_1min": max(a.get(k) or 0.0 for a in attempts for k in ("load_start", "load_end")),
+            "checkpoint": result["checkpoint"],
+            "metrics": {k: v for k, v in result["metrics"].items() if k.startswith("train_")},
+        },
+    )
+
+
 def train(run_dir: Path, spec: dict[str, Any]) -> None:
-    import torch
-
-    from .backbones import make_backbone, register_backbones
-
-    if spec["method"] == RANDOM_INIT:
-        torch.manual_seed(int(spec["seed"]))
-        backbone = make_backbone(spec["backbone"]["name"], spec["backbone"].get("kwargs"))
-        torch.save(backbone.state_dict(), run_dir / "backbone.pt")
-        write_json(run_dir / "pretrain.json", {"wall_time_s": 0.0, "peak_memory_mb": peak_memory_mb(), "epochs": 0})
-    elif read_json(run_dir / "pretrain.json") is None or not (run_dir / "backbone.pt").is_file():
-        import sfrik_plugin.solo  # noqa: F401  (registers SFRIK)
-        from sfrik_plugin.solo.cli import run_pretrain
-
-        register_backbones()
-        cfg, resumed = _compose(spec, run_dir)
-        attempts = read_json(run_dir / "attempts.json") or []
-        attempts.append({"start": time.time(), "end": None, "resumed_from": str(resumed) if resumed else None})
-        write_json(run_dir / "attempts.json", attempts)
-        if resumed:
-            print(f"[benchmark] resuming from {resumed}", flush=True)
-        result = run_pretrain(cfg)
-        attempts[-1]["end"] = time.time()
-        write_json(run_dir / "attempts.json", attempts)
-        backbone = result["model"].backbone
-        torch.save({k: v.detach().cpu() for k, v in backbone.state_dict().items()}, run_dir / "backbone.pt")
-        metrics = {k: v for k, v in result["metrics"].items() if k.startswith("train_")}
-        write_json(
-            run_dir / "pretrain.json",
-            {
-                "wall_time_s": _attempts_wall_time(attempts, run_dir),
-                "attempts": len(attempts),
-                "peak_memory_mb": peak_memory_mb(),
-                "epochs": int(cfg.max_epochs),
-                "checkpoint": result["checkpoint"],
-                "metrics": metrics,
-            },
-        )
-    write_json(run_dir / "eval_val.json", evaluate(run_dir, spec, "val", semi=False))
-    write_json(run_dir / "done.json", {"finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-
-
-def _load_backbone(run_dir: Path, spec: dict[str, Any]):
+    """The ``train`` stage (module docstring); a finished pretraining is not redone."""
     import torch
 
     from .backbones import make_backbone
 
+    if spec["method"] == RANDOM_INIT:
+        torch.manual_seed(int(spec["seed"]))
+        backbone = make_backbone(spec["backbone"]["name"], spec["backbone"].get("kwargs"))
+        save_checkpoint(backbone.state_dict(), run_dir / "backbone.pt")
+        write_json(run_dir / "pretrain.json", {"wall_time_s": 0.0, "peak_memory_mb": peak_rss_mb(), "steps": 0})
+    elif read_json(run_dir / "pretrain.json") is None or not (run_dir / "backbone.pt").is_file():
+        _pretrain(run_dir, spec)
+    write_json(run_dir / "eval_val.json", evaluate(run_dir, spec, "val"))
+    write_json(run_dir / "done.json", {"finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+def _load_backbone(run_dir: Path, spec: dict[str, Any]) -> Any:
+    from .backbones import make_backbone
+
     backbone = make_backbone(spec["backbone"]["name"], spec["backbone"].get("kwargs"))
-    backbone.load_state_dict(torch.load(run_dir / "backbone.pt", map_location="cpu"))
+    backbone.load_state_dict(load_checkpoint(run_dir / "backbone.pt"))
     return backbone.eval()
 
 
-def evaluate(run_dir: Path, spec: dict[str, Any], split: str, semi: bool) -> dict[str, Any]:
+def _datasets(spec: dict[str, Any], split: str) -> tuple[Any, Any]:
+    from . import evaluate as ev
+
+    transform = ev.eval_transform(int(spec["crop_size"]))
+    train_ds = ev.image_folder(spec["data"]["train"], transform)
+    eval_ds = ev.image_folder(spec["data"][split], transform)
+    if train_ds.classes != eval_ds.classes:
+        raise ValueError(
+            f"the train and {split} folders have different classes: {train_ds.classes} vs {eval_ds.classes}"
+        )
+    return train_ds, eval_ds
+
+
+def evaluate(run_dir: Path, spec: dict[str, Any], split: str) -> dict[str, Any]:
+    """Linear probe and weighted kNN of the frozen backbone, trained on the train split, on ``split``."""
     from . import evaluate as ev
 
     ecfg = spec["evaluation"]
-    crop = int(spec["crop_size"])
     backbone = _load_backbone(run_dir, spec)
-    T = ev.eval_transform(crop)
-    train_ds = ev.image_folder(spec["data"]["train"], T)
-    eval_ds = ev.image_folder(spec["data"][split], T)
-    if train_ds.classes != eval_ds.classes:
-        raise ValueError(f"train and {split} folders have different classes")
-    nw = int(ecfg.get("num_workers", 0))
+    train_ds, eval_ds = _datasets(spec, split)
+    workers = int(ecfg.get("num_workers", 0))
     start = time.time()
-    xtr, ytr = ev.extract_features(backbone, train_ds, num_workers=nw)
-    xev, yev = ev.extract_features(backbone, eval_ds, num_workers=nw)
-    lin = ecfg.get("linear", {})
-    knn = ecfg.get("knn", {})
-    out = {
+    xtr, ytr = ev.extract_features(backbone, train_ds, num_workers=workers)
+    xev, yev = ev.extract_features(backbone, eval_ds, num_workers=workers)
+    lin, knn = ecfg.get("linear") or {}, ecfg.get("knn") or {}
+    return {
         "split": split,
         "n_train": len(train_ds),
         "n_eval": len(eval_ds),
@@ -138,36 +191,52 @@ def evaluate(run_dir: Path, spec: dict[str, Any], split: str, semi: bool) -> dic
             num_classes=len(train_ds.classes),
         ),
         "knn": ev.knn_classify(xtr, ytr, xev, yev, k=int(knn.get("k", 20)), T=float(knn.get("T", 0.07))),
+        "eval_time_s": time.time() - start,
+        "peak_memory_mb": peak_rss_mb(),
     }
-    if semi and ecfg.get("semi_supervised"):
-        s = ecfg["semi_supervised"]
-        aug = ev.image_folder(spec["data"]["train"], ev.train_transform(crop, min_scale=float(s.get("min_scale", 0.5))))
-        out["semi"] = {}
-        for frac in s.get("fractions", [0.01, 0.1]):
-            out["semi"][str(frac)] = ev.semi_supervised(
-                backbone,
-                aug,
-                eval_ds,
-                float(frac),
-                num_classes=len(train_ds.classes),
-                epochs=int(s.get("epochs", 20)),
-                batch_size=int(s.get("batch_size", 64)),
-                lr_backbone=float(s.get("lr_backbone", 0.01)),
-                lr_head=float(s.get("lr_head", 0.1)),
-                weight_decay=float(s.get("weight_decay", 5e-4)),
-                seed=int(spec["seed"]),
-                num_workers=nw,
-            )
-    out["eval_time_s"] = time.time() - start
-    out["peak_memory_mb"] = peak_memory_mb()
-    return out
 
 
-def main(argv=None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 2 or argv[1] not in ("train", "test"):
-        sys.exit("usage: python -m sfrik_plugin.benchmark.worker RUN_DIR {train,test}")
-    run_dir, stage = Path(argv[0]), argv[1]
+def semi_supervised(run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """Fine-tuning of the backbone + a linear head on each label fraction; accuracy on the test split."""
+    from . import evaluate as ev
+
+    settings = spec["evaluation"].get("semi_supervised") or {}
+    crop = int(spec["crop_size"])
+    backbone = _load_backbone(run_dir, spec)
+    _, test_ds = _datasets(spec, "test")
+    augmented = ev.image_folder(
+        spec["data"]["train"], ev.train_transform(crop, min_scale=float(settings.get("min_scale", 0.5)))
+    )
+    out: dict[str, Any] = {}
+    start = time.time()
+    for fraction in settings.get("fractions", [0.01, 0.1]):
+        out[str(fraction)] = ev.semi_supervised(
+            backbone,
+            augmented,
+            test_ds,
+            float(fraction),
+            num_classes=len(test_ds.classes),
+            epochs=int(settings.get("epochs", 20)),
+            batch_size=int(settings.get("batch_size", 64)),
+            lr_backbone=float(settings.get("lr_backbone", 0.01)),
+            lr_head=float(settings.get("lr_head", 0.1)),
+            weight_decay=float(settings.get("weight_decay", 5e-4)),
+            seed=int(spec["seed"]),
+            num_workers=int(spec["evaluation"].get("num_workers", 0)),
+        )
+    return {"semi": out, "eval_time_s": time.time() - start, "peak_memory_mb": peak_rss_mb()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from ..console import quiet_upstream_warnings, setup_console
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    stages = args[1:]
+    if len(args) < 2 or any(stage not in ("train", "test", "semi") for stage in stages):
+        sys.exit("usage: python -m sfrik_plugin.benchmark.worker RUN_DIR {train,test,semi} [...]")
+    setup_console()
+    quiet_upstream_warnings()
+    run_dir = Path(args[0])
     spec = read_json(run_dir / "spec.json")
     if spec is None:
         sys.exit(f"{run_dir}/spec.json is missing")
@@ -176,12 +245,17 @@ def main(argv=None) -> None:
     threads = os.environ.get("SFRIK_BENCH_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
-    if stage == "train":
-        train(run_dir, spec)
-    else:
+    for stage in stages:
+        print(f"[benchmark] {run_dir}: stage {stage}", flush=True)
+        if stage == "train":
+            train(run_dir, spec)
+            continue
         if not (run_dir / "backbone.pt").is_file():
-            sys.exit(f"{run_dir}: train stage first")
-        write_json(run_dir / "eval_test.json", evaluate(run_dir, spec, "test", semi=True))
+            sys.exit(f"{run_dir}: run the train stage first (no backbone.pt)")
+        if stage == "test":
+            write_json(run_dir / "eval_test.json", evaluate(run_dir, spec, "test"))
+        else:
+            write_json(run_dir / "eval_semi.json", semi_supervised(run_dir, spec))
 
 
 if __name__ == "__main__":

@@ -1,33 +1,34 @@
-"""A tiny end-to-end benchmark through the real solo-learn: three methods (+ random init), tuning on
-the validation split, test evaluation, table; re-running skips everything; an interrupted
-pretraining resumes from its checkpoint."""
+"""A tiny end-to-end benchmark through the real solo-learn, with the q-sweep: tuning with a grid
+extension, final runs over two seeds, the sweep at equal epochs (SFRIK's sim_coeff scaled with q)
+and at equal time (a step budget from the measured rate, here a fixed number of seconds), and a configuration that does not fit
+the memory budget reported as a row. Re-running recomputes nothing; ``--report-only`` rebuilds the
+same tables. (Killing the runner at every stage: test_benchmark_resume.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, make_image_folder
+from _images import make_image_folder
 
 pytestmark = pytest.mark.requires_solo
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 TINY = """
 data: {{kind: image_folder, train_root: {train}, test_root: {test}, train_per_class: 8, val_per_class: 4}}
-seeds: [0]
-tune_seed: 0
-epochs: {epochs}
+seeds: [0, 1]
+tune_seeds: [0]
+epochs: 1
 crop_size: 16
+batch_size: 8
+projector: {{hidden: 32, q: 16}}
 backbone: {{name: small_cnn, kwargs: {{width: 4}}}}
 common_overrides:
-  - method_kwargs.proj_hidden_dim=32
-  - method_kwargs.proj_output_dim=16
-  - optimizer.batch_size=8
   - data.num_workers=0
   - accelerator=cpu
   - devices=1
@@ -40,38 +41,35 @@ common_overrides:
   - ++enable_progress_bar=false
   - ++num_sanity_val_steps=0
   - ++log_every_n_steps=1
+tuning: {{max_extensions: 1}}
 methods:
   sfrik:
     config: custom/sfrik
     grid: [{{method_kwargs.sim_coeff: 100.0}}, {{method_kwargs.sim_coeff: 400.0}}]
   vicreg: {{config: custom/vicreg}}
-  barlow_twins: {{config: custom/barlow}}
 evaluation:
   knn: {{k: 5}}
-  semi_supervised: {{fractions: [0.1, 0.5], epochs: 1, batch_size: 8}}
+  semi_supervised: {{fractions: [0.1], epochs: 1, batch_size: 8}}
+sweep:
+  qs: [16, 256]
+  scale_with_q: {{sfrik: {{method_kwargs.sim_coeff: 1.0}}}}
+  equal_time: {{budget: 0.4}}            # seconds: more than an epoch here, so the step budgets differ
 """
 
 
 def _env():
-    env = dict(os.environ)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHONWARNINGS"] = "ignore"
-    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench_images")
-    return {
-        "train": make_image_folder(root / "train", classes=3, per_class=12, size=16, seed=0),
-        "test": make_image_folder(root / "test", classes=3, per_class=4, size=16, seed=1),
-    }
-
-
-def _config(tmp_path, images, epochs=1) -> Path:
-    path = tmp_path / "bench.yaml"
-    path.write_text(TINY.format(train=images["train"], test=images["test"], epochs=epochs))
+def config(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench_e2e")
+    train = make_image_folder(root / "train", classes=3, per_class=12, size=16, seed=0)
+    test = make_image_folder(root / "test", classes=3, per_class=4, size=16, seed=1)
+    path = root / "bench.yaml"
+    path.write_text(TINY.format(train=train, test=test))
     return path
 
 
@@ -88,74 +86,84 @@ def _bench(args, cwd):
     return proc.stdout
 
 
-def test_tiny_benchmark_end_to_end_and_rerun_skips(tmp_path, images):
-    cfg, out = _config(tmp_path, images), tmp_path / "out"
-    stdout = _bench(["--config", str(cfg), "--out", str(out)], tmp_path)
-    rows = [line for line in stdout.splitlines() if line.startswith("| ") and " ± " in line]
-    assert [r.split(" | ")[0][2:] for r in rows] == ["sfrik", "vicreg", "barlow_twins", "random_init"]
-    assert all(r.split(" | ")[2] == "1" for r in rows)  # one seed each (the plan over seeds: test_benchmark_runner.py)
-    # one pretraining per grid setting with the tuning seed, then the other seed with the chosen one
-    pretrained = sorted(p.parent.relative_to(out / "runs").as_posix() for p in out.glob("runs/*/*/*/pretrain.json"))
-    chosen = json.loads((out / "chosen.json").read_text())
-    sfrik = "sim_coeff=" + str(chosen["sfrik"]["method_kwargs.sim_coeff"])
-    assert pretrained == sorted(
-        [
-            "barlow_twins/default/seed0",
-            "random_init/default/seed0",
-            "sfrik/sim_coeff=100.0/seed0",
-            "sfrik/sim_coeff=400.0/seed0",
-            "vicreg/default/seed0",
-        ]
-    )
-    # the test split is evaluated for the chosen setting only
-    tested = sorted(p.parent.relative_to(out / "runs").as_posix() for p in out.glob("runs/*/*/*/eval_test.json"))
-    assert len(tested) == 4 and all("sim_coeff" not in t or t.startswith(f"sfrik/{sfrik}/") for t in tested)
-    # every pretraining went through solo-learn with the same shared config except the method block
-    args = [json.loads(p.read_text()) for p in out.glob("runs/*/*/seed0/ckpt/*/*/args.json")]
-    assert sorted(a["method"] for a in args) == ["barlow_twins", "sfrik", "sfrik", "vicreg"]
-    for key in ("backbone", "optimizer", "augmentations", "max_epochs", "scheduler"):
-        assert all(a[key] == args[0][key] for a in args), key
-    assert {a["method_kwargs"]["proj_output_dim"] for a in args} == {16}
-    for name in ("results.md", "results.csv", "tuning.csv", "results.png"):
-        assert (out / name).is_file()
-    record = json.loads((out / "runs" / "vicreg" / "default" / "seed0" / "pretrain.json").read_text())
-    assert record["wall_time_s"] > 0 and record["peak_memory_mb"] > 0
+def _budget_between(config: Path) -> int:
+    """A memory budget in which SFRIK fits at q = 256 and VICReg (q x q covariance) does not."""
+    from sfrik_plugin.benchmark.budget import predicted_bytes
+    from sfrik_plugin.benchmark.config import load_config
+    from sfrik_plugin.contenders.memory import SAFETY_FACTOR
 
-    # re-running recomputes nothing and prints the same table
+    cfg = load_config(config)
+    sfrik, vicreg = predicted_bytes(cfg, "sfrik", 256), predicted_bytes(cfg, "vicreg", 256)
+    assert 2 * sfrik < vicreg
+    return int(SAFETY_FACTOR * 2 * sfrik)
+
+
+def test_tiny_benchmark_with_sweep_end_to_end_and_rerun_skips(tmp_path, config):
+    from sfrik_plugin.files.records import read_csv, read_json
+
+    out = tmp_path / "out"
+    budget = str(_budget_between(config))
+    args = ["--config", str(config), "--sweep", "--out", str(out), "--memory-budget", budget]
+    stdout = _bench(args, tmp_path)
+    assert f"--memory-budget {budget}" in stdout and "memory budget per run: --memory-budget" in stdout
+
+    # main table: one chosen setting per method, two seeds, random init last
+    results = read_csv(out / "results.csv")
+    assert [r["method"] for r in results] == ["sfrik", "vicreg", "random_init"]
+    assert all(r["seeds"] == "0 1" for r in results)
+    tuning = read_csv(out / "tuning.csv")
+    assert [t["origin"] for t in tuning if t["method"] == "sfrik"][:2] == ["grid", "grid"]
+    assert tuning[2]["origin"].startswith("extension 1")  # a 2-value grid always has its best on an edge
+    assert sum(t["chosen"] == "True" for t in tuning) == 2
+
+    # sweep: every planned point is a row; VICReg at q = 256 does not fit, SFRIK does and ran
+    rows = {(r["mode"], r["method"], r["q"]): r for r in read_csv(out / "sweep.csv")}
+    assert len(rows) == 2 * 2 * 2
+    assert rows["equal epochs", "vicreg", "256"]["status"] == "does not fit"
+    assert rows["equal epochs", "vicreg", "256"]["reason"].startswith("does not fit (predicted")
+    assert float(rows["equal epochs", "vicreg", "256"]["predicted_memory_mb"]) > 0
+    assert rows["equal time", "vicreg", "256"]["status"] == "does not fit"
+    assert all(r["status"] == "done" for k, r in rows.items() if k[1] == "sfrik" or k[2] != "256")
+    assert not (out / "runs" / "vicreg" / "q=256" / "seed0" / "attempts.json").exists()  # never started
+    chosen = json.loads((out / "chosen.json").read_text())["sfrik"]["method_kwargs.sim_coeff"]
+    assert rows["equal epochs", "sfrik", "256"]["setting"] == f"sim_coeff={chosen * 16},q=256"  # lambda kept
+    # the reference-q point is the seed-0 final run itself
+    final = read_json(out / "runs" / "sfrik" / f"sim_coeff={chosen}" / "seed0" / "eval_test.json")
+    assert float(rows["equal epochs", "sfrik", "16"]["linear"]) == final["linear"]["acc1"]
+    assert rows["equal epochs", "sfrik", "16"]["setting"] == f"sim_coeff={chosen}"
+    for row in rows.values():
+        if row["status"] == "done":
+            assert float(row["wall_time_s"]) > 0 and float(row["images_per_s"]) > 0 and float(row["peak_memory_mb"]) > 0
+
+    # every pretraining went through solo-learn with the same shared config except method and q
+    args_files = [json.loads(p.read_text()) for p in out.glob("runs/*/*/seed*/ckpt/*/*/args.json")]
+    for key in ("backbone", "optimizer", "augmentations", "scheduler"):
+        assert all(a[key] == args_files[0][key] for a in args_files), key
+    assert {a["method_kwargs"]["proj_output_dim"] for a in args_files} == {16, 256}
+    # equal-time runs: the step budget from the measured rate is what was trained
+    budgets = list(out.glob("runs/*/*steps=*/seed0"))
+    assert len(budgets) >= 2
+    for run_dir in budgets:
+        spec, record = read_json(run_dir / "spec.json"), read_json(run_dir / "pretrain.json")
+        assert (
+            record["steps"] == spec["steps"] == record["max_steps"]
+            and f"++max_steps={spec['steps']}" in spec["overrides"]
+        )
+    # an epoch of 24 images at batch 8 is 3 steps
+    assert read_json(out / "runs" / "vicreg" / "default" / "seed1" / "pretrain.json")["steps"] == 3
+
+    for name in ("results.md", "results.csv", "tuning.csv", "results.png", "sweep.md", "sweep.csv", "sweep.png"):
+        assert (out / name).is_file(), name
+    sweep_md = (out / "sweep.md").read_text()
+    assert "Spread of a repeated point (q = 16" in sweep_md and f"--memory-budget {budget}" in sweep_md
+
+    # re-running recomputes nothing and prints the same tables; --report-only rebuilds the same files
     markers = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/*.json")}
-    again = _bench(["--config", str(cfg), "--out", str(out)], tmp_path)
+    sweep_csv = (out / "sweep.csv").read_text()
+    again = _bench(args, tmp_path)
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/*.json")} == markers
-    assert [line for line in again.splitlines() if " ± " in line] == rows
-
-
-def test_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, images):
-    from sfrik_plugin.benchmark.runner import Benchmark, Run, load_config, read_json, run_stage
-
-    cfg = load_config(_config(tmp_path, images, epochs=4))
-    bench = Benchmark(cfg, tmp_path / "out", log=lambda m: None)
-    bench.prepare_data()
-    run = Run(bench.out, "vicreg", {}, 0)
-    spec = bench.spec(run)
-    # start the stage like the runner does, and kill the worker hard once an epoch is saved
-    run.dir.mkdir(parents=True)
-    (run.dir / "spec.json").write_text(json.dumps(spec, sort_keys=True))
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "sfrik_plugin.benchmark.worker", str(run.dir), "train"],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while worker.poll() is None and not list(run.dir.glob("ckpt/*/*/*ep=0.ckpt")):
-        time.sleep(0.02)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    assert not (run.dir / "done.json").exists(), "the worker finished before it could be interrupted"
-    assert run_stage(run.dir, spec, "train") == "done"
-    assert "resuming from" in (run.dir / "train.log").read_text()
-    attempts = read_json(run.dir / "attempts.json")
-    assert len(attempts) == 2 and attempts[0]["end"] is None and "ep=" in attempts[1]["resumed_from"]
-    import torch
-
-    final = torch.load(read_json(run.dir / "pretrain.json")["checkpoint"], map_location="cpu", weights_only=False)
-    assert final["epoch"] == 3 and final["global_step"] == 4 * 3  # 24 images / batch 8 = 3 steps per epoch
-    assert read_json(run.dir / "pretrain.json")["attempts"] == 2
+    assert [line for line in again.splitlines() if line.startswith("| ")] == [
+        line for line in stdout.splitlines() if line.startswith("| ")
+    ]
+    _bench([*args, "--report-only"], tmp_path)
+    assert (out / "sweep.csv").read_text() == sweep_csv
