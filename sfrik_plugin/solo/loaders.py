@@ -80,7 +80,9 @@ def fast_train_loader(cfg: Any) -> Any:
     if data.get("no_labels", False):
         raise InputError("data.fast_augment=true needs class folders; it does not read data.no_labels=true folders")
     if float(data.get("fraction", -1) or -1) not in (-1.0, 1.0):
-        raise InputError(f"data.fast_augment=true uses the whole folder; data.fraction={data.fraction} is not supported")
+        raise InputError(
+            f"data.fast_augment=true uses the whole folder; data.fraction={data.fraction} is not supported"
+        )
     return fast_pretrain_loader(
         data.train_path,
         cfg.augmentations,
