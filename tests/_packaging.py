@@ -352,7 +352,9 @@ for kind in CONFIG_KINDS:
 report["configs"] = configs
 
 import sfrik_plugin.benchmark
-from sfrik_plugin.benchmark.runner import load_config, setting_overrides
+from sfrik_plugin.benchmark.config import load_config
+from sfrik_plugin.benchmark.plan import setting_overrides
+from sfrik_plugin.benchmark.runner import Benchmark
 
 benchmarks = {}
 for path in sorted((Path(sfrik_plugin.benchmark.__file__).parent / "configs").glob("*.yaml")):
@@ -362,9 +364,10 @@ for path in sorted((Path(sfrik_plugin.benchmark.__file__).parent / "configs").gl
             cfg = load_config(path, quick=quick)
             composed = []
             # each method's pretraining config, with the benchmark's overrides and every grid setting
+            shared = Benchmark(cfg, Path(sys.argv[1]).parent / "bench", memory_budget="8GiB").shared_overrides(1024)
             for method, spec in cfg["methods"].items():
                 for setting in spec.get("grid") or [{}]:
-                    overrides = list(cfg.get("common_overrides", [])) + list(spec.get("overrides", []))
+                    overrides = shared + list(spec.get("overrides", [])) + ["max_epochs=1"]
                     compose_config("pretrain", spec["config"], overrides + setting_overrides(setting))
                     composed.append(f"{method}:{spec['config']}")
             benchmarks[key] = {"composed": composed}

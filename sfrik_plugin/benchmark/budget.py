@@ -104,10 +104,17 @@ def benchmark_budget(cfg: Mapping[str, Any], override: str | int | None = None) 
     """``(bytes, rule)`` of the memory budget: ``override``, else the config's ``memory_budget``,
     else the contenders' default rule for the config's device."""
     value = override if override is not None else cfg.get("memory_budget")
+    device = cfg.get("device", "cpu")
     try:
-        return memory_budget(cfg.get("device", "cpu"), override=value)
+        return memory_budget(device, override=value)
     except ValueError as error:
         raise InputError(f"memory budget {value!r}: {error}; use e.g. 16GiB") from None
+    except RuntimeError as error:  # e.g. device cuda on a machine without a GPU driver
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(
+            f"device={device}: cannot read its free memory ({first}); run on a machine with that device, "
+            "or --set device=cpu, or give --memory-budget"
+        ) from None
 
 
 def fit_check(cfg: Mapping[str, Any], method: str, q: int, budget: tuple[int, str]) -> dict[str, Any]:
