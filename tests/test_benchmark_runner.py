@@ -148,3 +148,25 @@ def test_latest_checkpoint_takes_the_newest_complete_one(tmp_path):
     (b / "x-offline-b-ep=9.ckpt").write_bytes(b"PK\x03\x04 cut while being written")
     torch.save({"epoch": 7}, b / ".x-offline-b-ep=7.ckpt.partial")  # an interrupted atomic save
     assert latest_checkpoint(tmp_path).name == "x-offline-a-ep=4.ckpt"
+
+
+def test_a_malicious_backbone_file_in_a_run_folder_is_refused_and_never_runs(tmp_path):
+    # the benchmark reads back the backbone.pt it wrote; one replaced by a crafted pickle is refused
+    from pathlib import Path
+
+    import torch
+
+    from sfrik_plugin.benchmark.worker import _load_backbone
+    from sfrik_plugin.files.checkpoints import UntrustedCheckpointError
+
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path(str(marker)).touch, ())
+
+    torch.save({"features.0.weight": torch.zeros(1), "payload": Payload()}, tmp_path / "backbone.pt")
+    spec = {"backbone": {"name": "small_cnn", "kwargs": {"width": 4}}}
+    with pytest.raises(UntrustedCheckpointError, match="backbone.pt"):
+        _load_backbone(tmp_path, spec)
+    assert not marker.exists()

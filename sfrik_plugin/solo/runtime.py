@@ -20,6 +20,7 @@ from lightning.pytorch import Callback, Trainer
 from omegaconf import OmegaConf
 
 from ..console import InputError, get_logger
+from ..files.checkpoints import load_checkpoint
 from .checkpointing import AtomicCheckpointer, find_resumable_checkpoint, is_complete_checkpoint
 
 __all__ = [
@@ -156,6 +157,7 @@ def resume_checkpoint(cfg: Any, subdir: str) -> str | None:
                 f"resume_from_checkpoint={path} is not a complete checkpoint (missing, truncated or not a "
                 "Lightning .ckpt); point it at another file, or drop it to start afresh"
             )
+        load_checkpoint(path)  # the trust policy first (tensors only): Lightning would unpickle it
         log.info("resuming from %s", path)
         return str(path)
     if cfg.auto_resume.enabled:

@@ -180,3 +180,11 @@ def test_a_downloaded_file_is_refused_even_with_trust_pickle(cli, tiny_data, tmp
     proc = _linear(cli, tiny_data, tmp_path, weights, ["--trust-pickle"])
     _one_line_error(proc, str(weights), "never applies to downloads")
     assert not marker.exists()
+
+
+def test_a_malicious_resume_checkpoint_is_refused_before_lightning_reads_it(cli, tiny_overrides, tiny_data, tmp_path):
+    marker = tmp_path / "PWNED"
+    weights = _malicious_checkpoint(tmp_path / "resume.ckpt", marker)
+    proc = _pretrain(cli, tiny_overrides, tiny_data, tmp_path, [f"resume_from_checkpoint={weights}"])
+    _one_line_error(proc, str(weights), "--trust-pickle")
+    assert not marker.exists()
