@@ -129,3 +129,56 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
             test_every_module_imports_only_what_its_folder_may(fake)
     finally:
         fake.unlink()
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_edges() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, lazy imports included; a package's ``__init__``
+    only re-exports, so an import of a package counts as an import of the submodules it names."""
+    files = {_module_name(p): p for p in _modules()}
+    edges: dict[str, set[str]] = {}
+    for name, path in files.items():
+        if path.name == "__init__.py":
+            continue
+        package = name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            candidates: list[str] = []
+            if isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                candidates = [f"{module}.{a.name}" for a in node.names] + [module]
+            for candidate in candidates:
+                if candidate in files and files[candidate].name != "__init__.py":
+                    targets.add(candidate)
+                    break
+        edges[name] = targets - {name}
+    return edges
+
+
+def test_no_two_modules_import_each_other_even_lazily():
+    edges = _module_edges()
+    state: dict[str, str] = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for target in sorted(edges.get(node, ())):
+            assert state.get(target) != "open", f"module import circle: {' -> '.join([*trail, node, target])}"
+            if target not in state:
+                visit(target, [*trail, node])
+        state[node] = "done"
+
+    assert len(edges) > 50, "the module graph was not read"
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [])

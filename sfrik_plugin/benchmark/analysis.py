@@ -24,7 +24,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["pareto_front", "fronts", "margin_rows", "status_text", "sweep_summary"]
+__all__ = ["METRICS", "pareto_front", "fronts", "margin_rows", "status_text", "sweep_summary"]
+
+#: (record key, column title) of every accuracy the benchmark reports; shared by the tables and the plots
+METRICS = (
+    ("linear", "linear top-1 (%)"),
+    ("knn", "kNN top-1 (%)"),
+    ("semi_1", "semi-sup. 1% (%)"),
+    ("semi_10", "semi-sup. 10% (%)"),
+)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

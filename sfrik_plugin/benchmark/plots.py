@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contenders import TRAIN_METHODS, PlotStyle
-from .analysis import fronts
+from .analysis import METRICS, fronts
 from .plan import RANDOM_INIT
 
 __all__ = ["style_of", "plot_results", "plot_sweep"]
@@ -54,8 +54,6 @@ def _pyplot() -> Any:
 
 def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """Grouped bars (mean ± std) of every metric that has values, one colour per method."""
-    from .report import METRICS
-
     plt = _pyplot()
     metrics = [(k, t) for k, t in METRICS if any(r[f"{k}_n"] for r in rows)]
     fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(metrics), 3.6))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files.records import read_json, write_csv, write_text_atomic
+from .analysis import METRICS
 from .plan import RANDOM_INIT, Run, final_runs, setting_name, tune_seeds
 from .tuning import method_state, validation_scores
 
@@ -38,13 +39,6 @@ __all__ = [
     "write_report",
 ]
 
-#: (record key, column title)
-METRICS = (
-    ("linear", "linear top-1 (%)"),
-    ("knn", "kNN top-1 (%)"),
-    ("semi_1", "semi-sup. 1% (%)"),
-    ("semi_10", "semi-sup. 10% (%)"),
-)
 #: linear-probe points above random initialisation that count as a clear margin
 DEFAULT_CLEAR_MARGIN = 2.0
 
