@@ -69,15 +69,26 @@ def _compose(spec: dict[str, Any], run_dir: Path) -> tuple[Any, Path | None]:
 
 def _attempts_wall_time(attempts: Sequence[dict[str, Any]], run_dir: Path) -> float:
     """Seconds spent in pretraining attempts; an interrupted attempt counts until its last checkpoint
-    (the work after it was lost and done again by the next attempt)."""
+    (the work after it was lost and done again by the next attempt).
+
+    Only checkpoints written before the next attempt started belong to an interrupted attempt: a
+    later one is the next attempt's, and counting it would add the time the run stood still (a
+    sweep killed by a reboot and resumed 15 minutes later once reported 1222 s for a 194 s run).
+
+    Example:
+        >>> _attempts_wall_time([{"start": 0.0, "end": 5.0}, {"start": 100.0, "end": 130.0}], Path("/nonexistent"))
+        35.0
+    """
+    saved_all = sorted(p.stat().st_mtime for p in (run_dir / "ckpt").rglob("*.ckpt"))
     total = 0.0
-    for attempt in attempts:
-        end = attempt.get("end")
+    for index, attempt in enumerate(attempts):
+        start, end = attempt["start"], attempt.get("end")
         if end is None:
-            saved = [p.stat().st_mtime for p in (run_dir / "ckpt").rglob("*.ckpt")]
-            saved = [t for t in saved if t >= attempt["start"]]
-            end = max(saved) if saved else attempt["start"]
-        total += max(0.0, end - attempt["start"])
+            following = [a["start"] for a in attempts[index + 1 :]]
+            limit = following[0] if following else float("inf")
+            saved = [t for t in saved_all if start <= t < limit]
+            end = saved[-1] if saved else start
+        total += max(0.0, end - start)
     return total
 
 
