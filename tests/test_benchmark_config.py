@@ -66,6 +66,9 @@ def test_set_uses_the_omegaconf_dot_list_grammar():
         (["sweep.qs=[1,256]"], "q >= 2"),
         (["sweep.equal_time.budget=simclr"], "sweep.equal_time.budget='simclr'"),
         (["sweep.scale_with_q.simclr={a: 1}"], "sweep.scale_with_q.simclr"),
+        (["sweep.scale_with_q.vicreg={method_kwargs.cov_loss_weight: [-1.0]}"], "[exponent, value at the reference q]"),
+        (["sweep.scale_with_q.vicreg={method_kwargs.cov_loss_weight: [-1.0, 0.0]}"], "sweep.scale_with_q.vicreg"),
+        (["sweep.scale_with_q.vicreg={method_kwargs.cov_loss_weight: low}"], "sweep.scale_with_q.vicreg"),
         (["projector.q=-4"], "projector.q=-4"),
     ],
 )

@@ -53,6 +53,13 @@ def test_settings_scale_with_q_and_the_reference_point_is_the_final_run(tmp_path
         run = sweep_run(CFG, tmp_path, "sfrik", SFRIK, q)
         assert q / run.setting["method_kwargs.sim_coeff"] == pytest.approx(1024 / 16000.0)
     assert sweep_run(CFG, tmp_path, "vicreg", VICREG, 4096).setting == VICREG  # unscaled
+    # a key the grid does not tune scales from its value at the reference q, and only away from it
+    cov = {"method_kwargs.cov_loss_weight": [-1.0, 1.0]}
+    assert scaled_setting(VICREG, 8192, 1024, cov) == {**VICREG, "method_kwargs.cov_loss_weight": 0.125}
+    assert scaled_setting(VICREG, 256, 1024, cov) == {**VICREG, "method_kwargs.cov_loss_weight": 4.0}
+    assert scaled_setting(VICREG, 1024, 1024, cov) == VICREG  # the reference point is the tuned run itself
+    tuned_cov = {**VICREG, "method_kwargs.cov_loss_weight": 2.0}  # a grid that does tune it wins over the base
+    assert scaled_setting(tuned_cov, 2048, 1024, cov)["method_kwargs.cov_loss_weight"] == 1.0
     # at the reference q the sweep point is the seed-0 final run (same folder: computed once)
     assert sweep_run(CFG, tmp_path, "sfrik", SFRIK, 1024) == Run(tmp_path, "sfrik", SFRIK, 0)
     assert sweep_run(CFG, tmp_path, "sfrik", SFRIK, 256).name == "sim_coeff=4000.0,q=256"

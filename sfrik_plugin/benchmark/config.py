@@ -153,6 +153,17 @@ def load_config(
     return cfg
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _scale_rule(rule: Any) -> bool:
+    """An exponent, or [exponent, positive value at the reference q]."""
+    if isinstance(rule, (list, tuple)):
+        return len(rule) == 2 and _number(rule[0]) and _number(rule[1]) and rule[1] > 0
+    return _number(rule)
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -248,10 +259,11 @@ def _check_sweep(cfg: Mapping[str, Any]) -> None:
             f"name a method of the config {list(cfg['methods'])}",
         )
         _need(
-            isinstance(keys, dict) and all(isinstance(v, (int, float)) for v in keys.values()),
+            isinstance(keys, dict) and all(_scale_rule(v) for v in keys.values()),
             f"sweep.scale_with_q.{method}",
             keys,
-            "map setting keys to exponents, e.g. {method_kwargs.sim_coeff: 1.0}",
+            "map setting keys to exponents, e.g. {method_kwargs.sim_coeff: 1.0}, or to [exponent, value at the "
+            "reference q] for a key the grid does not set, e.g. {method_kwargs.cov_loss_weight: [-1.0, 1.0]}",
         )
     budget = (sweep.get("equal_time") or {}).get("budget")
     ok = (

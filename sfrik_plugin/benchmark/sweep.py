@@ -7,8 +7,12 @@
   and the paper's parameter ``lambda = mmd_coeff * q / sim_coeff`` stays fixed when ``sim_coeff``
   grows like q (exponent 1). Barlow Twins' off-diagonal term sums q(q-1) squared correlations against
   q diagonal ones, so its weight ``lamb`` shrinks like 1/q (exponent -1; unscaled, Barlow Twins fell
-  below random initialisation at q = 4096 on Fashion-MNIST). VICReg's weights are used unchanged, as
-  in its paper.
+  below random initialisation at q = 4096 on Fashion-MNIST). VICReg's covariance term sums q(q-1)
+  squared covariances divided by q; with a batch of N < q its sample covariance has rank < N, so the
+  term cannot fall below about q/N - 1 and, unscaled, outweighs the invariance more and more as q
+  grows (on Fashion-MNIST, batch 64: 79.7 % linear at q = 1024, 73.7 % at q = 8192, barely above
+  random initialisation). Its weight ``cov_loss_weight`` (not tuned: 1 at the reference q) shrinks
+  like 1/q: a key the grid does not set is written ``[exponent, value at the reference q]``.
 * **Equal time.** Every method gets the same wall-clock budget T(q) and as many steps as fit in it:
   ``sweep.equal_time.budget`` is either seconds, or a method name — then T(q) is the pretraining
   wall time of that method's equal-epoch run at q. The number of steps comes from the method's own
@@ -76,10 +80,17 @@ def scaled_setting(
     out = dict(setting)
     if q == q_ref:
         return out
-    for key, exponent in (exponents or {}).items():
-        if key not in out:
-            raise KeyError(f"sweep.scale_with_q names {key!r}, which the chosen setting {dict(setting)} does not have")
-        out[key] = _rounded(out[key] * (q / q_ref) ** float(exponent), out[key])
+    for key, rule in (exponents or {}).items():
+        if isinstance(rule, (list, tuple)):  # [exponent, value at q_ref]: a key the grid does not tune
+            exponent, base = float(rule[0]), out.get(key, rule[1])
+        elif key in out:
+            exponent, base = float(rule), out[key]
+        else:
+            raise KeyError(
+                f"sweep.scale_with_q names {key!r}, which the chosen setting {dict(setting)} does not have; "
+                f"give its value at the reference q as [exponent, value]"
+            )
+        out[key] = _rounded(base * (q / q_ref) ** exponent, base)
     return out
 
 
