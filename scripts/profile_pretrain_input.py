@@ -177,7 +177,7 @@ def crop_kernels(images, batch_size: int) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from sfrik_plugin.data.batch_augment import crop_resize, sample_crop_boxes
+    from sfrik_plugin.data.batch_geometry import crop_resize, sample_crop_boxes
 
     g = torch.Generator().manual_seed(0)
     batch = images[:batch_size]

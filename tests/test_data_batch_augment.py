@@ -28,6 +28,8 @@ from torchvision.transforms import InterpolationMode
 
 from sfrik_plugin.console import InputError
 from sfrik_plugin.data import batch_augment as A
+from sfrik_plugin.data import batch_colour as C
+from sfrik_plugin.data import batch_geometry as G
 
 KS_ALPHA = 1e-3  # fixed seeds: each KS outcome is deterministic; a correct sampler passes at this level
 
@@ -66,7 +68,7 @@ def _boxes(n: int, height: int, width: int, scale, seed: int = 0, u_ratio_map=No
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(n, 22, generator=g, dtype=torch.float64)
     u_ratio = u[:, 10:20] if u_ratio_map is None else u_ratio_map(u[:, 10:20])
-    return A.sample_crop_boxes(u[:, :10], u_ratio, u[:, 20:22], height, width, scale)
+    return G.sample_crop_boxes(u[:, :10], u_ratio, u[:, 20:22], height, width, scale)
 
 
 def _torchvision_boxes(n: int, height: int, width: int, scale, seed: int = 1):
@@ -141,7 +143,7 @@ def test_resize_matrices_are_torchvisions_antialiased_bicubic():
     images = _images(24).float() / 255.0
     top, left, h, w = _boxes(24, 28, 28, (0.08, 1.0), seed=3)
     for size in ((28, 28), (16, 16), (40, 24)):
-        wy, wx = A.resize_matrices(top, h, 28, size[0]), A.resize_matrices(left, w, 28, size[1])
+        wy, wx = G.resize_matrices(top, h, 28, size[0]), G.resize_matrices(left, w, 28, size[1])
         ours = (wy[:, None] @ images.double() @ wx.transpose(1, 2)[:, None]).float()
         for i in range(24):
             ref = TF.resized_crop(images[i], int(top[i]), int(left[i]), int(h[i]), int(w[i]), list(size),
@@ -156,7 +158,7 @@ def test_crop_resize_and_flip_equal_pillow_when_upscaling():
     top, left, h, w = _boxes(64, 28, 28, (0.2, 1.0), seed=4)
     flip = torch.arange(64) % 2 == 0
     for size in ((28, 28), (36, 36)):
-        ours = A.crop_resize(images, top, left, h, w, size, flip=flip)
+        ours = G.crop_resize(images, top, left, h, w, size, flip=flip)
         ref = []
         for i in range(64):
             crop = TF.resized_crop(_to_pil(images[i]), int(top[i]), int(left[i]), int(h[i]), int(w[i]),
@@ -171,7 +173,7 @@ def test_crop_resize_when_shrinking_equals_pillow_but_for_its_pass_order():
                                                    dtype=torch.uint8)])  # fmt: skip
     top, left, h, w = _boxes(128, 28, 28, (0.2, 1.0), seed=5)
     for size in ((16, 16), (12, 20)):
-        ours = A.crop_resize(images, top, left, h, w, size)
+        ours = G.crop_resize(images, top, left, h, w, size)
         ref = torch.stack([
             _from_pil(TF.resized_crop(_to_pil(images[i]), int(top[i]), int(left[i]), int(h[i]), int(w[i]), list(size),
                                       InterpolationMode.BICUBIC))
@@ -188,7 +190,7 @@ def test_crop_resize_when_shrinking_equals_pillow_but_for_its_pass_order():
 def test_gain_ops_equal_torchvision(name):
     x = _images(32).float() / 255.0
     factor = torch.linspace(0.0, 2.0, 32)
-    ours = getattr(A, f"adjust_{name}")(x.clone(), factor)
+    ours = getattr(C, f"adjust_{name}")(x.clone(), factor)
     ref = torch.stack([getattr(TF, f"adjust_{name}")(x[i], float(factor[i])) for i in range(32)])
     # torchvision's tensor grey is 0.2989 R (Pillow's: 0.299 R): 1e-4 x factor
     torch.testing.assert_close(ours, ref, atol=3e-4, rtol=0)
@@ -199,19 +201,19 @@ def test_hue_equals_torchvision():
     x[:4] = x[:4, :1]  # grey images: hue does nothing
     shift = torch.linspace(-0.5, 0.5, 32)
     ref = torch.stack([TF.adjust_hue(x[i], float(shift[i])) for i in range(32)])
-    torch.testing.assert_close(A.adjust_hue(x, shift), ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(C.adjust_hue(x, shift), ref, atol=1e-5, rtol=0)
 
 
 def test_grayscale_is_pillows_L_conversion():
     images = _images(16)
-    ours = A.to_grayscale(images.float() / 255.0) * 255
+    ours = C.to_grayscale(images.float() / 255.0) * 255
     ref = torch.stack([torch.from_numpy(np.array(_to_pil(im).convert("L"))).float() for im in images])
     assert (ours[:, 0] - ref).abs().max() <= 0.5 + 1e-3  # Pillow rounds to the nearest level
 
 
 def test_solarize_equals_pillow():
     images = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(1, 3, 16, 16)
-    ours = A.solarize(images.float() / 255.0)
+    ours = C.solarize(images.float() / 255.0)
     ref = _from_pil(ImageOps.solarize(_to_pil(images[0])))
     torch.testing.assert_close(ours[0], ref, atol=1e-6, rtol=0)
 
@@ -221,7 +223,7 @@ def test_equalize_equals_pillow_and_torchvision():
     images[0] = 7  # one level: unchanged
     images[1, :, :, :14] = 3  # two levels
     images[2] = (images[2] // 64) * 10  # few, dark levels
-    ours = A.equalize(images.float() / 255.0) * 255
+    ours = C.equalize(images.float() / 255.0) * 255
     for i in range(12):
         pil = torch.from_numpy(np.array(ImageOps.equalize(_to_pil(images[i])))).permute(2, 0, 1).float()
         assert torch.equal(ours[i].round(), pil), i
@@ -231,7 +233,7 @@ def test_equalize_equals_pillow_and_torchvision():
 def test_gaussian_blur_is_a_gaussian_with_repeated_edges():
     x = _images(6).float() / 255.0
     sigma = torch.tensor([0.1, 0.5, 1.0, 1.5, 2.0, 0.7])
-    ours = A.gaussian_blur(x, sigma)
+    ours = C.gaussian_blur(x, sigma)
     radius = math.ceil(3 * float(sigma.max()))  # one kernel width for the batch
     padded = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
     for i in range(6):
@@ -243,7 +245,7 @@ def test_gaussian_blur_is_a_gaussian_with_repeated_edges():
 def test_gaussian_blur_close_to_pillow():
     x = _images(8)
     sigma = torch.linspace(0.1, 2.0, 8)
-    ours = A.gaussian_blur(x.float() / 255.0, sigma)
+    ours = C.gaussian_blur(x.float() / 255.0, sigma)
     ref = torch.stack([_from_pil(_to_pil(x[i]).filter(ImageFilter.GaussianBlur(float(sigma[i])))) for i in range(8)])
     diff = (ours - ref).abs() * 255  # Pillow approximates the Gaussian with three box blurs
     assert diff.mean() < 2.0 and diff.max() < 40
@@ -252,7 +254,7 @@ def test_gaussian_blur_close_to_pillow():
 def test_normalize_equals_torchvision():
     x = torch.rand(4, 3, 8, 8)
     mean, std = (0.1, 0.2, 0.3), (0.5, 0.6, 0.7)
-    torch.testing.assert_close(A.normalize(x, mean, std), TF.normalize(x, mean, std), atol=1e-6, rtol=0)
+    torch.testing.assert_close(C.normalize(x, mean, std), TF.normalize(x, mean, std), atol=1e-6, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------

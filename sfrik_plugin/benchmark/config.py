@@ -153,15 +153,15 @@ def load_config(
     return cfg
 
 
-def _number(value: Any) -> bool:
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _scale_rule(rule: Any) -> bool:
     """An exponent, or [exponent, positive value at the reference q]."""
     if isinstance(rule, (list, tuple)):
-        return len(rule) == 2 and _number(rule[0]) and _number(rule[1]) and rule[1] > 0
-    return _number(rule)
+        return len(rule) == 2 and _is_number(rule[0]) and _is_number(rule[1]) and rule[1] > 0
+    return _is_number(rule)
 
 
 def _positive_int(value: Any) -> bool:
@@ -266,11 +266,7 @@ def _check_sweep(cfg: Mapping[str, Any]) -> None:
             "reference q] for a key the grid does not set, e.g. {method_kwargs.cov_loss_weight: [-1.0, 1.0]}",
         )
     budget = (sweep.get("equal_time") or {}).get("budget")
-    ok = (
-        budget is None
-        or budget in cfg["methods"]
-        or (isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget > 0)
-    )
+    ok = budget is None or budget in cfg["methods"] or (_is_number(budget) and budget > 0)
     _need(
         ok,
         "sweep.equal_time.budget",

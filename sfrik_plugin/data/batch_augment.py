@@ -44,10 +44,7 @@ import torch
 
 from ..console import InputError
 from .batch_colour import (
-    adjust_brightness,
-    adjust_contrast,
     adjust_hue,
-    adjust_saturation,
     blend,
     equalize,
     gaussian_blur,
@@ -55,29 +52,19 @@ from .batch_colour import (
     solarize,
     to_grayscale,
 )
-from .batch_geometry import ATTEMPTS, crop_resize, resize_matrices, sample_crop_boxes
+from .batch_geometry import ATTEMPTS, crop_resize, sample_crop_boxes
 from .seeds import epoch_seed
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "PipelineSettings",
     "pipeline_settings",
-    "sample_crop_boxes",
-    "resize_matrices",
-    "crop_resize",
-    "to_grayscale",
-    "adjust_brightness",
-    "adjust_contrast",
-    "adjust_saturation",
-    "adjust_hue",
-    "gaussian_blur",
-    "solarize",
-    "equalize",
-    "normalize",
     "ViewParams",
     "draw_view_params",
     "apply_view",
     "BatchAugment",
-]
+]  # the colour and geometry operations are public in batch_colour and batch_geometry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm's defaults, which solo-learn falls back to
 IMAGENET_STD = (0.229, 0.224, 0.225)
