@@ -30,6 +30,7 @@ from sfrik_plugin.console import InputError
 from sfrik_plugin.data import batch_augment as A
 from sfrik_plugin.data import batch_colour as C
 from sfrik_plugin.data import batch_geometry as G
+from sfrik_plugin.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 KS_ALPHA = 1e-3  # fixed seeds: each KS outcome is deterministic; a correct sampler passes at this level
 
@@ -363,7 +364,7 @@ def _solo_compose(view: dict) -> T.Compose:
         T.RandomApply([ImageOps.solarize], p=view["solarization"]["prob"]),
         T.RandomHorizontalFlip(p=view["horizontal_flip"]["prob"]),
         T.ToTensor(),
-        T.Normalize(A.IMAGENET_MEAN, A.IMAGENET_STD),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])  # fmt: skip
 
 

@@ -54,10 +54,9 @@ from .batch_colour import (
 )
 from .batch_geometry import ATTEMPTS, crop_resize, sample_crop_boxes
 from .seeds import epoch_seed
+from .transforms import IMAGENET_MEAN, IMAGENET_STD  # timm's defaults, which solo-learn falls back to
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "PipelineSettings",
     "pipeline_settings",
     "ViewParams",
@@ -65,9 +64,6 @@ __all__ = [
     "apply_view",
     "BatchAugment",
 ]  # the colour and geometry operations are public in batch_colour and batch_geometry
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm's defaults, which solo-learn falls back to
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
