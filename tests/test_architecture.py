@@ -16,7 +16,7 @@ ALLOWED = {
     "maths": set(),
     "console": set(),
     "files": {"console"},
-    "data": {"console", "files"},
+    "data": {"console", "files", "maths"},
     "contenders": {"maths", "console"},
     "zoo": {"files", "console"},
     "solo": {"maths", "files", "console", "data", "contenders"},

@@ -168,3 +168,11 @@ def test_replicas_share_one_permutation_and_split_it():
 def test_epoch_seed_streams_differ():
     seeds = {ti.epoch_seed(0, epoch, stream) for epoch in range(20) for stream in range(3)}
     assert len(seeds) == 60 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_an_image_that_does_not_decode_is_named(tmp_path):
+    root = _write_folder(tmp_path / "train")
+    broken = root / "a_first" / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    with pytest.raises(InputError, match=f"cannot decode image {broken}"):
+        ti.load_image_folder(root)

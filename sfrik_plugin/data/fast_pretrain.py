@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ..console import get_logger
+from ..maths.distributed import world_size_and_rank
 from .batch_augment import BatchAugment, PipelineSettings
 from .seeds import epoch_seed
 from .tensor_images import IndexBatchSampler, TensorImages, load_image_folder
@@ -43,13 +44,6 @@ __all__ = ["FastPretrainLoader", "fast_pretrain_loader"]
 log = get_logger(__name__)
 
 _AUGMENT_STREAM = 1  # seeds of the augmentations, apart from the shuffling's (seed, epoch)
-
-
-def _distributed_rank() -> tuple[int, int]:
-    """``(num_replicas, rank)`` of the running process group, ``(1, 0)`` outside one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
 
 
 class FastPretrainLoader:
@@ -93,7 +87,7 @@ class FastPretrainLoader:
     def _resolve_replicas(self) -> tuple[int, int]:
         num_replicas, rank = self._replicas
         if num_replicas is None or rank is None:
-            found = _distributed_rank()
+            found = world_size_and_rank()
             num_replicas = found[0] if num_replicas is None else num_replicas
             rank = found[1] if rank is None else rank
         return int(num_replicas), int(rank)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..console import InputError, get_logger
+from .image_folder import load_rgb_image
 from .seeds import epoch_seed
 
 __all__ = [
@@ -157,13 +158,10 @@ def folder_key(root: str | Path) -> str:
 
 
 def _decode(samples: list[tuple[str, int]]) -> np.ndarray:
-    from PIL import Image
-
     first: tuple[str, tuple[int, ...]] | None = None
     out: np.ndarray | None = None
     for i, (path, _) in enumerate(samples):
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
+        array = np.asarray(load_rgb_image(path))  # an undecodable file: one InputError naming it
         if out is None:
             first = (path, array.shape)
             out = np.empty((len(samples), *array.shape), dtype=np.uint8)
