@@ -52,14 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``repeats`` calls after ``warmup`` untimed ones (the profiler's clock)."""
+    from sfrik_plugin.profiler.measure import summarize, time_call
+
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return summarize([time_call(fn) for _ in range(repeats)])["median"]
 
 
 def write_folder(root: Path, per_class: int) -> int:
@@ -341,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         B = int(cfg.optimizer.batch_size)
         loader_a, dataset, transform = solo_loader(cfg)
         images = len(dataset)
+        if images < 2 * B:  # the first batch of a pass is start-up and solo drops a partial last one
+            build_parser().error(
+                f"{images} training images are fewer than two batches of --batch-size {B} (the first one "
+                f"of a pass is not timed); "
+                f"raise --per-class (10 classes) or give a larger --folder"
+            )
         print(f"{images} images, batch {B}, {len(loader_a)} steps per epoch, method {args.method}\n", flush=True)
 
         print("input parts", flush=True)
