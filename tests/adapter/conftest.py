@@ -4,13 +4,13 @@ tests/conftest.py) and import the adapter lazily, so collection never needs it."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from _images import make_image_folder
+from _subprocesses import checkout_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +29,7 @@ def tiny_data(tmp_path_factory) -> dict:
 def run_cli(command: str, args: list, cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
     """Runs ``python -m sfrik_plugin.solo.cli <command> <args>`` in a fresh process (warnings left
     as a user sees them: the launchers silence the known upstream ones themselves)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = checkout_env()
     env.pop("PYTHONWARNINGS", None)
     env.setdefault("OMP_NUM_THREADS", "1")
     env.pop("SFRIK_SOLO_CLI_COMMAND", None)

@@ -7,13 +7,13 @@ same tables. (Killing the runner at every stage: test_benchmark_resume.py.)"""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from _images import make_image_folder
+from _subprocesses import BENCH_CPU_OVERRIDES, checkout_env
 
 pytestmark = pytest.mark.requires_solo
 
@@ -28,19 +28,7 @@ crop_size: 16
 batch_size: 8
 projector: {{hidden: 32, q: 16}}
 backbone: {{name: small_cnn, kwargs: {{width: 4}}}}
-common_overrides:
-  - data.num_workers=0
-  - accelerator=cpu
-  - devices=1
-  - strategy=auto
-  - precision=32
-  - sync_batchnorm=false
-  - wandb=off
-  - scheduler.warmup_epochs=0
-  - ++performance.disable_channel_last=true
-  - ++enable_progress_bar=false
-  - ++num_sanity_val_steps=0
-  - ++log_every_n_steps=1
+common_overrides: {common}
 tuning: {{max_extensions: 1}}
 methods:
   sfrik:
@@ -58,9 +46,7 @@ sweep:
 
 
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
+    return checkout_env(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +55,7 @@ def config(tmp_path_factory) -> Path:
     train = make_image_folder(root / "train", classes=3, per_class=12, size=16, seed=0)
     test = make_image_folder(root / "test", classes=3, per_class=4, size=16, seed=1)
     path = root / "bench.yaml"
-    path.write_text(TINY.format(train=train, test=test))
+    path.write_text(TINY.format(train=train, test=test, common=json.dumps(BENCH_CPU_OVERRIDES)))
     return path
 
 

@@ -12,6 +12,7 @@ result. Needs the real solo-learn."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _subprocesses import BENCH_CPU_OVERRIDES, checkout_env
 
 pytestmark = pytest.mark.requires_solo
 
@@ -37,20 +39,7 @@ crop_size: 16
 batch_size: 4
 projector: {{hidden: 32, q: 16}}
 backbone: {{name: small_cnn, kwargs: {{width: 4}}}}
-common_overrides:
-  - ++data.fast_augment=true          # the shipped config's input pipeline
-  - data.num_workers=0
-  - accelerator=cpu
-  - devices=1
-  - strategy=auto
-  - precision=32
-  - sync_batchnorm=false
-  - wandb=off
-  - scheduler.warmup_epochs=0
-  - ++performance.disable_channel_last=true
-  - ++enable_progress_bar=false
-  - ++num_sanity_val_steps=0
-  - ++log_every_n_steps=1
+common_overrides: {common}               # with ++data.fast_augment=true, the shipped config's input pipeline
 tuning: {{max_extensions: 1}}
 methods:
   sfrik:
@@ -82,13 +71,14 @@ def config(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench_resume")
     train, test = _noisy_images(root / "train", 12, seed=0), _noisy_images(root / "test", 6, seed=1)
     path = root / "bench.yaml"
-    path.write_text(TINY.format(train=train, test=test))
+    path.write_text(
+        TINY.format(train=train, test=test, common=json.dumps(["++data.fast_augment=true"] + BENCH_CPU_OVERRIDES))
+    )
     return path
 
 
 def _start(config: Path, out: Path) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = checkout_env(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     out.mkdir(parents=True, exist_ok=True)
     log = open(out.parent / f"{out.name}.log", "a")  # noqa: SIM115 - closed with the process
     # a session of its own: killing its process group kills the runner and its worker, nothing else
