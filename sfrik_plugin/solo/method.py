@@ -220,12 +220,7 @@ class SFRIK(BaseMethod):
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         out = super().training_step(batch, batch_idx)
-        class_loss = out["loss"]
-        targets = batch[-1]
-        if torch.is_tensor(targets) and bool((targets == -1).all()):
-            # unlabelled data (custom dataset with no_labels): solo's cross-entropy over zero
-            # labelled samples is NaN; the online classifier simply has nothing to learn from
-            class_loss = torch.zeros_like(class_loss)
+        class_loss = out["loss"]  # unlabelled rows: the launchers' label_masked (unlabelled.py)
 
         sfrik = self.sfrik_loss(out["z"])
         self.log_dict(

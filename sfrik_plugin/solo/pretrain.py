@@ -87,6 +87,7 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
     from . import register
     from .launch import parse_with_devices
     from .method import check_sfrik_method_kwargs
+    from .unlabelled import label_masked
 
     register()
     OmegaConf.set_struct(cfg, False)
@@ -108,7 +109,7 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
     check_memory(cfg)
 
     seed_everything(cfg.seed)
-    model = METHODS[cfg.method](cfg)
+    model = label_masked(METHODS[cfg.method])(cfg)  # unlabelled rows train no classifier (not METHODS)
     make_contiguous(model)
     if not cfg.performance.disable_channel_last:
         model = model.to(memory_format=torch.channels_last)
