@@ -267,7 +267,8 @@ def test_unknown_model_lists_known_names():
     "bad, match",
     [
         ({"sha256": "xyz"}, "not a sha256"),
-        ({"url": "ftp://host/f"}, "must be http"),
+        ({"url": "ftp://host/f"}, "must be an https:// URL"),
+        ({"url": "https:///no-host"}, "must be an https:// URL"),
         ({"filename": "../evil"}, "plain file name"),
     ],
 )

@@ -388,3 +388,125 @@ def test_user_entries_may_only_record_hashes_for_packaged_names(packaged, capsys
     write_manifest(user, [{"name": "official", "files": [{"filename": "other.pth", "size": 1}]}])
     with pytest.raises(ManifestError, match="has no file 'other.pth'"):
         catalog.get_entry("official")
+
+
+# ------------------------------------------------------------------ 6. strict manifests (issue 19)
+
+
+def _file(**over):
+    return {"filename": "w.pth", "url": "https://h/w.pth", "size": None, "sha256": None, **over}
+
+
+def _multi(assembled, **entry):
+    files = [_file(filename="w.aa"), _file(filename="w.ab")]
+    return entry_dict("x", files, assembled, kind="full-checkpoint", format="official-full-checkpoint-targz", **entry)
+
+
+def _without(d, key):
+    return {k: v for k, v in d.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        (
+            entry_dict("x", [_file(sha265="ab" * 32)]),
+            "model 'x'.files[0]: unknown key `sha265`; did you mean `sha256`?",
+        ),
+        (entry_dict("x", [_without(_file(urll="https://h/w.pth"), "url")]), "unknown key `urll`; did you mean `url`?"),
+        (entry_dict("x", [_file()], licence="MIT"), "model 'x': unknown key `licence`; did you mean `license`?"),
+        (
+            _multi({"filename": "w.tar.gz", "size": None, "sha265": None}),
+            "model 'x'.assembled: unknown key `sha265`; did you mean `sha256`?",
+        ),
+        (
+            entry_dict("x", [_file()], metrics=[{"name": "top-1", "valeu": 1.0, "source": "me"}]),
+            "model 'x'.metrics[0]: unknown key `valeu`; did you mean `value`?",
+        ),
+        (entry_dict("x", [_file(zzz=1)]), "unknown key `zzz`; known keys: filename, url, size, sha256"),
+    ],
+    ids=["sha265", "urll", "licence", "assembled-sha265", "metric-valeu", "no-close-key"],
+)
+def test_unknown_manifest_keys_name_the_key_the_entry_and_the_closest_known_key(model, expected, capsys, tmp_path):
+    manifest = write_manifest(tmp_path / "m.json", [model])
+    with pytest.raises(ManifestError) as err:
+        catalog.load_catalog(manifest)
+    assert str(err.value).startswith(f"user manifest {manifest}: ") and expected in str(err.value)
+    code, out, err_text = run(capsys, "--manifest", manifest, "download", "x", *NET)
+    assert (code, out) == (2, "") and err_text.count("\n") == 1 and expected in err_text
+    assert not (tmp_path / "cache" / "x").exists()  # refused before any download
+
+
+def test_unknown_keys_at_the_top_and_in_records_of_packaged_models(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"schema_version": 1, "modles": []}))
+    with pytest.raises(ManifestError, match=r"unknown key `modles`; did you mean `models`\?"):
+        catalog.load_catalog(path)
+    official = "sfrik-r50-in1k-200ep-q32768"
+    filename = catalog.get_entry(official).files[0].filename
+    write_manifest(path, [{"name": official, "files": [{"filename": filename, "sha265": "ab" * 32}]}])
+    with pytest.raises(ManifestError, match=r"file '.*': unknown key `sha265`; did you mean `sha256`\?"):
+        catalog.load_catalog(path)
+    write_manifest(path, [{"name": official, "file": [{"filename": filename, "sha256": "ab" * 32}]}])
+    with pytest.raises(ManifestError, match=r"also sets file \(did you mean `files`\?\)"):
+        catalog.load_catalog(path)
+
+
+BAD_NAMES = ["", ".", "..", "/tmp/w.pth", "sub/w.pth", "sub\\w.pth", "C:w.pth", "w\npth", "w.pth.part"]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_file_names_that_are_not_plain_are_refused(bad, tmp_path):
+    for model, where in (
+        (entry_dict("x", [_file(filename=bad)]), "model 'x'.files[0].filename"),
+        (_multi({"filename": bad, "size": None, "sha256": None}), "model 'x'.assembled.filename"),
+    ):
+        with pytest.raises(ManifestError) as err:
+            catalog.load_catalog(write_manifest(tmp_path / "m.json", [model]))
+        assert f"{where}: {bad!r} " in str(err.value) and "\n" not in str(err.value)
+
+
+def test_dot_dot_as_assembled_file_is_one_line_and_leaves_nothing(capsys, tmp_path):
+    """Before issue 19, `..` passed validation and the download ended in an OSError traceback, leaving a .part."""
+    chunks = {"/w.aa": b"a" * 100, "/w.ab": b"b" * 100}
+    with FileServer(chunks) as srv:
+        files = [{"filename": p[1:], "url": srv.url(p), "size": 100, "sha256": None} for p in chunks]
+        manifest = write_manifest(
+            tmp_path / "m.json",
+            [
+                entry_dict(
+                    "x",
+                    files,
+                    {"filename": "..", "size": None, "sha256": None},
+                    kind="full-checkpoint",
+                    format="official-full-checkpoint-targz",
+                )
+            ],
+        )
+        code, out, err = run(capsys, "--manifest", manifest, "download", "x", *NET)
+    assert (code, out) == (2, "") and "Traceback" not in err
+    assert (
+        err == f"sfrik-zoo: error: user manifest {manifest}: model 'x'.assembled.filename: '..' must be a plain "
+        "file name (not empty, '.' or '..', no folder, drive or path separator)\n"
+    )
+    assert (
+        srv.requests == [] and not (tmp_path / "cache" / "x").exists() and not (tmp_path / "cache" / "..part").exists()
+    )
+
+
+def test_add_refuses_a_bad_assembled_file_name(capsys, tmp_path):
+    parts = []
+    for i in range(2):
+        parts.append(tmp_path / f"p{i}")
+        parts[-1].write_bytes(bytes([i]) * 10)
+    argv = ["add", "mine", "--file", parts[0], "--file", parts[1], "--url", "https://h/p0", "--url", "https://h/p1"]
+    argv += ["--architecture", "resnet18", "--dataset", "d", "--epochs", "1", "--license", "MIT"]
+    code, out, err = run(capsys, *argv, "--assembled-filename", "..")
+    assert (code, out) == (2, "") and "assembled.filename: '..' must be a plain file name" in err
+    assert err.count("\n") == 1 and not (tmp_path / "cache" / "manifest.json").exists()
+    assert run(capsys, *argv, "--assembled-filename", "whole.tar.gz")[0] == 0
+
+
+def test_the_packaged_manifest_is_strictly_valid_and_all_https():
+    for entry in catalog.load_manifest(MANIFEST_PATH).values():
+        assert all(f.url.startswith("https://") for f in entry.files)

@@ -36,10 +36,12 @@ from .manifest import (
     ManifestError,
     ModelEntry,
     UnknownModelError,
+    check_keys,
     check_sha256,
     check_size,
     load_manifest,
     read_manifest_data,
+    unknown_key_hint,
     write_manifest_data,
 )
 
@@ -57,8 +59,8 @@ __all__ = [
 log = get_logger(__name__)
 
 USER_MANIFEST_ENV = "SFRIK_ZOO_MANIFEST"
-_RECORD_KEYS = {"name", "recorded", "files", "assembled"}
-_RECORD_FILE_KEYS = {"filename", "size", "sha256"}
+_RECORD_KEYS = ("name", "recorded", "files", "assembled")
+_RECORD_FILE_KEYS = ("filename", "size", "sha256")
 
 
 def user_manifest_path(path: str | os.PathLike | None = None) -> Path:
@@ -90,11 +92,12 @@ def _user_data(path: Path) -> dict[str, Any]:
 
 def _apply_record(entry: ModelEntry, record: dict[str, Any], where: Path) -> None:
     """Fill the unknown sizes / hashes of a packaged ``entry`` from a user ``record``."""
-    extra = sorted(set(record) - _RECORD_KEYS)
+    extra = [key for key in record if key not in _RECORD_KEYS]
     if extra:
         raise ManifestError(
             f"user manifest {where}: {entry.name!r} is a packaged model, so an entry of that name may only "
-            f"record the size and sha256 of its files, but it also sets {', '.join(extra)}; give your model "
+            f"record the size and sha256 of its files ({', '.join(_RECORD_KEYS)}), but it also sets "
+            f"{', '.join(map(str, extra))} ({unknown_key_hint(extra[0], _RECORD_KEYS)}); give your model "
             f"another name, or remove those keys"
         )
     specs: dict[str, FileSpec | AssembledSpec] = {f.filename: f for f in entry.files}
@@ -102,11 +105,14 @@ def _apply_record(entry: ModelEntry, record: dict[str, Any], where: Path) -> Non
         specs[entry.assembled.filename] = entry.assembled
     items = list(record.get("files") or []) + ([record["assembled"]] if record.get("assembled") else [])
     for item in items:
-        if not isinstance(item, dict) or set(item) - _RECORD_FILE_KEYS or "filename" not in item:
+        if not isinstance(item, dict) or "filename" not in item:
             raise ManifestError(
                 f"user manifest {where}: a record of {entry.name!r} must list files as objects with the keys "
                 f"filename, size, sha256; got {item!r}"
             )
+        check_keys(
+            item, _RECORD_FILE_KEYS, f"user manifest {where}: record of {entry.name!r}, file {item['filename']!r}"
+        )
         spec = specs.get(item["filename"])
         if spec is None:
             raise ManifestError(
@@ -141,7 +147,10 @@ def _merge(entries: dict[str, ModelEntry], data: dict[str, Any], where: Path) ->
         if isinstance(name, str) and name in packaged:
             _apply_record(entries[name], d, where)
         else:
-            entry = ModelEntry.from_dict(d)
+            try:
+                entry = ModelEntry.from_dict(d)
+            except ManifestError as error:
+                raise ManifestError(f"user manifest {where}: {error}") from None
             entry.origin = where
             entries[entry.name] = entry
         if isinstance(name, str):

@@ -17,12 +17,15 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..console import InputError
 from ..files.records import write_text_atomic
@@ -37,6 +40,37 @@ STEMS = ("imagenet", "cifar")
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+#: The keys a manifest may hold, level by level; any other key is an error (a typo such as
+#: ``sha265`` would otherwise be ignored and the file trusted on first use). ``kernel`` is the
+#: one free-form block: it only describes the training, nothing reads it.
+MANIFEST_KEYS = ("schema_version", "models")
+ENTRY_KEYS = (
+    "name",
+    "description",
+    "kind",
+    "format",
+    "architecture",
+    "stem",
+    "dataset",
+    "epochs",
+    "batch_size",
+    "q",
+    "projector",
+    "kernel",
+    "metrics",
+    "files",
+    "assembled",
+    "license",
+    "source",
+    "paper",
+    "card",
+)
+FILE_KEYS = ("filename", "url", "size", "sha256")
+ASSEMBLED_KEYS = ("filename", "size", "sha256")
+METRIC_KEYS = ("name", "value", "source")
+#: suffixes the zoo gives its own unfinished files: a published file may not end with them
+_RESERVED_SUFFIXES = (".part", ".tmp")
 
 
 class ManifestError(InputError):
@@ -55,6 +89,73 @@ class UnknownModelError(InputError, KeyError):
         return f"unknown model {self.name!r}; known models: {', '.join(self.known) or '(none)'}"
 
 
+def unknown_key_hint(key: object, known: Iterable[str]) -> str:
+    """``did you mean `x`?`` for the known key closest to ``key`` (difflib), else the list of known keys.
+
+    Example::
+
+        >>> unknown_key_hint("sha265", FILE_KEYS)
+        'did you mean `sha256`?'
+        >>> unknown_key_hint("zzz", ASSEMBLED_KEYS)
+        'known keys: filename, size, sha256'
+    """
+    known = list(known)
+    close = difflib.get_close_matches(str(key), known, n=1)
+    return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
+
+
+def check_keys(d: dict[str, Any], known: Iterable[str], where: str) -> None:
+    """Raise :class:`ManifestError` naming the first key of ``d`` that is not in ``known``.
+
+    Example::
+
+        >>> check_keys({"filename": "w.pth", "urll": "https://h/w.pth"}, FILE_KEYS, "model 'm'.files[0]")
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.zoo.manifest.ManifestError: model 'm'.files[0]: unknown key `urll`; did you mean `url`?
+    """
+    known = list(known)
+    for key in d:
+        if key not in known:
+            raise ManifestError(f"{where}: unknown key `{key}`; {unknown_key_hint(key, known)}")
+
+
+def check_filename(value: Any, what: str) -> str:
+    """Return ``value`` if it is a plain file name the zoo may create in a model's cache folder, else raise.
+
+    Refused: anything but a non-empty string, ``.`` and ``..``, a folder, drive or path separator
+    (``/`` or ``\\``; an absolute path has one), control characters, and the suffixes the zoo
+    gives its own unfinished files (``.part``, ``.tmp``).
+
+    Example::
+
+        >>> check_filename("w.pth", "files[0].filename")
+        'w.pth'
+        >>> check_filename("..", "assembled.filename")
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.zoo.manifest.ManifestError: assembled.filename: '..' must be a plain file name (not empty, '.' or '..', no folder, drive or path separator)
+    """
+    if value is None:
+        raise ManifestError(f"{what}: missing (a plain file name is needed)")
+    plain = (
+        isinstance(value, str)
+        and value.strip() not in ("", ".", "..")
+        and PurePosixPath(value).name == value
+        and PureWindowsPath(value).name == value
+        and not any(ord(c) < 32 for c in value)
+    )
+    if not plain:
+        raise ManifestError(
+            f"{what}: {value!r} must be a plain file name (not empty, '.' or '..', no folder, drive or path separator)"
+        )
+    if value.endswith(_RESERVED_SUFFIXES):
+        raise ManifestError(
+            f"{what}: {value!r} ends with {value[value.rfind('.') :]!r}, which the zoo reserves for unfinished downloads"
+        )
+    return value
+
+
 def check_sha256(value: str | None, what: str = "sha256") -> str | None:
     """Return ``value`` lower-cased if it is a 64-hex-digit sha256 (or None), else raise."""
     if value is None:
@@ -69,6 +170,40 @@ def check_size(value: Any, what: str = "size") -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise ManifestError(f"{what}: {value!r} must be a non-negative integer (bytes) or null")
     return value
+
+
+def check_url(value: str, what: str = "url") -> str:
+    """Return ``value`` if it is an ``https://`` (or plain ``http://``) URL with a host, else raise.
+
+    A plain ``http://`` URL is valid in a manifest, but downloading from it needs an explicit
+    opt-in (``--allow-http`` / ``allow_http=True``, :func:`sfrik_plugin.zoo.fetch.fetch_url`).
+
+    Example::
+
+        >>> check_url("ftp://host/w.pth")
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.zoo.manifest.ManifestError: url: 'ftp://host/w.pth' must be an https:// URL (or http://, downloaded only with --allow-http)
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ManifestError(
+            f"{what}: {value!r} must be an https:// URL (or http://, downloaded only with --allow-http)"
+        )
+    return value
+
+
+def _check_optional(d: dict[str, Any], where: str) -> None:
+    """The optional descriptive fields of an entry have the types the zoo prints and writes."""
+    for key in ("description", "projector", "source", "paper", "card"):
+        if d.get(key) is not None and not isinstance(d[key], str):
+            raise ManifestError(f"{where}: {key!r} must be a string or null, got {d[key]!r}")
+    for key in ("batch_size", "q"):
+        value = d.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ManifestError(f"{where}: {key!r} must be a positive integer or null, got {value!r}")
+    if d.get("kernel") is not None and not isinstance(d["kernel"], dict):
+        raise ManifestError(f"{where}: 'kernel' must be an object (free-form) or null, got {d['kernel']!r}")
 
 
 @dataclass
@@ -86,17 +221,12 @@ class FileSpec:
     def from_dict(cls, d: dict[str, Any], where: str) -> FileSpec:
         if not isinstance(d, dict):
             raise ManifestError(f"{where}: expected an object with filename, url, size, sha256, got {d!r}")
-        for key in ("filename", "url"):
-            if not isinstance(d.get(key), str) or not d[key]:
-                raise ManifestError(f"{where}: missing or empty {key!r}")
-        fname = d["filename"]
-        if "/" in fname or "\\" in fname or fname in (".", ".."):
-            raise ManifestError(f"{where}: filename {fname!r} must be a plain file name")
-        if not d["url"].startswith(("https://", "http://")):
-            raise ManifestError(f"{where}: url {d['url']!r} must be http(s)")
+        check_keys(d, FILE_KEYS, where)
+        if not isinstance(d.get("url"), str) or not d["url"]:
+            raise ManifestError(f"{where}: missing or empty 'url'")
         return cls(
-            fname,
-            d["url"],
+            check_filename(d.get("filename"), f"{where}.filename"),
+            check_url(d["url"], f"{where}.url"),
             check_size(d.get("size"), f"{where}.size"),
             check_sha256(d.get("sha256"), f"{where}.sha256"),
         )
@@ -163,9 +293,10 @@ class ModelEntry:
         if not isinstance(d, dict):
             raise ManifestError(f"a manifest entry must be an object, got {d!r}")
         name = d.get("name")
+        where = f"model {name!r}"
+        check_keys(d, ENTRY_KEYS, where)  # first: a misspelt key explains the missing one
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise ManifestError(f"entry name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
-        where = f"model {name!r}"
         for key in ("architecture", "dataset", "license"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ManifestError(f"{where}: missing or empty {key!r}")
@@ -184,10 +315,11 @@ class ModelEntry:
         assembled = None
         if d.get("assembled") is not None:
             a = d["assembled"]
-            if not isinstance(a, dict) or not isinstance(a.get("filename"), str) or "/" in a["filename"]:
-                raise ManifestError(f"{where}: assembled.filename must be a plain file name")
+            if not isinstance(a, dict):
+                raise ManifestError(f"{where}.assembled: expected an object with filename, size, sha256, or null")
+            check_keys(a, ASSEMBLED_KEYS, f"{where}.assembled")
             assembled = AssembledSpec(
-                a["filename"],
+                check_filename(a.get("filename"), f"{where}.assembled.filename"),
                 check_size(a.get("size"), f"{where}.assembled.size"),
                 check_sha256(a.get("sha256"), f"{where}.assembled.sha256"),
             )
@@ -196,10 +328,14 @@ class ModelEntry:
         names = [s.filename for s in specs] + ([assembled.filename] if assembled else [])
         if len(set(names)) != len(names):
             raise ManifestError(f"{where}: file names must be distinct")
-        metrics = d.get("metrics", [])
-        for m in metrics:
-            if not {"name", "value", "source"} <= set(m):
+        metrics = d.get("metrics") or []
+        if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
+            raise ManifestError(f"{where}: 'metrics' must be a list of objects with name, value, source")
+        for i, m in enumerate(metrics):
+            check_keys(m, METRIC_KEYS, f"{where}.metrics[{i}]")
+            if not set(METRIC_KEYS) <= set(m):
                 raise ManifestError(f"{where}: every metric needs 'name', 'value' and 'source'")
+        _check_optional(d, where)
         return cls(
             name=name,
             architecture=d["architecture"],
@@ -264,6 +400,7 @@ def read_manifest_data(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
         found = raw.get("schema_version") if isinstance(raw, dict) else type(raw).__name__
         raise ManifestError(f"manifest {p}: schema_version {found!r} is not {SCHEMA_VERSION}")
+    check_keys(raw, MANIFEST_KEYS, f"manifest {p}")
     if not isinstance(raw.get("models", []), list):
         raise ManifestError(f"manifest {p}: 'models' must be a list")
     return raw
@@ -283,7 +420,10 @@ def load_manifest(path: str | os.PathLike | None = None) -> dict[str, ModelEntry
     p = Path(path) if path is not None else MANIFEST_PATH
     entries: dict[str, ModelEntry] = {}
     for d in read_manifest_data(p).get("models", []):
-        e = ModelEntry.from_dict(d)
+        try:
+            e = ModelEntry.from_dict(d)
+        except ManifestError as error:
+            raise ManifestError(f"manifest {p}: {error}") from None
         if e.name in entries:
             raise ManifestError(f"manifest {p}: duplicate model name {e.name!r}")
         e.origin = p
