@@ -15,13 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sfrik_plugin"
 ALLOWED = {
     "maths": set(),
     "console": set(),
+    "interrupts": {"console"},
     "files": {"console"},
     "data": {"console", "files", "maths"},
     "contenders": {"maths", "console"},
     "zoo": {"files", "console"},
-    "solo": {"maths", "files", "console", "data", "contenders"},
+    "solo": {"maths", "files", "console", "interrupts", "data", "contenders"},
     "profiler": {"contenders", "maths", "files", "console"},
-    "benchmark": {"solo", "data", "files", "console", "contenders", "profiler", "maths"},
+    "benchmark": {"solo", "data", "files", "console", "interrupts", "contenders", "profiler", "maths"},
     "__init__": {"maths"},
 }
 #: the one sanctioned edge against the plan's order, lazily inside one function: the training-step

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..console import InputError, get_logger, quiet_upstream_warnings, setup_console
+from ..interrupts import Interrupted, exit_on_interrupt, watching_interrupts
 
 __all__ = ["RESERVED_OVERRIDES", "build_parser", "check_overrides", "describe_plan", "main"]
 
@@ -122,22 +123,29 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     setup_console()
     quiet_upstream_warnings()
-    with exit_on_input_error("sfrik-benchmark"):
-        _main(args, list(sys.argv[1:] if argv is None else argv))
+    # Ctrl-C (the terminal's whole process group) or SIGTERM: the running worker stops at a safe
+    # point, finished stages keep their markers, and one line says so; exit 130 / 143
+    with exit_on_interrupt("sfrik-benchmark", _describe_interrupt), watching_interrupts():
+        with exit_on_input_error("sfrik-benchmark"):
+            _main(args, list(sys.argv[1:] if argv is None else argv))
+
+
+def _describe_interrupt(error: Interrupted) -> str:
+    """Example:
+    >>> import signal
+    >>> _describe_interrupt(Interrupted(signal.SIGTERM, "during stage train of runs/x"))
+    'stopped during stage train of runs/x; finished stages and the last complete checkpoint are kept: run the same command again to resume'
+    """
+    where = f"stopped {error.detail}" if error.detail else "stopped"
+    return f"{where}; finished stages and the last complete checkpoint are kept: run the same command again to resume"
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> None:
-    import signal
-
     from .config import load_config
     from .report import write_report
     from .runner import Benchmark
     from .sweep_report import write_sweep_report
 
-    def _stop(signum: int, frame: object) -> None:  # `kill PID` stops the current worker too; re-running resumes
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, _stop)
     check_overrides(args.override)
     cfg = load_config(args.config, quick=args.quick, overrides=args.set)
     cfg["common_overrides"] = list(cfg.get("common_overrides") or []) + list(args.override)

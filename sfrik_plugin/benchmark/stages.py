@@ -3,7 +3,8 @@
 A stage (``train``: pretraining + validation evaluation; ``test``: linear probe and kNN on the
 test split; ``semi``: semi-supervised fine-tuning) runs in a fresh process
 (``python -m sfrik_plugin.benchmark.worker RUN_DIR STAGE [STAGE...]``: the stages a run still
-needs, in one process, so their imports are paid once) and ends by writing its marker atomically. :func:`run_stage` skips a stage whose marker exists; a run folder is tied to its
+needs, in one process, so their imports are paid once) and ends by writing its marker atomically. :func:`run_stage` skips a stage whose marker exists
+(and, for ``train``, whose run recorded all its planned steps); a run folder is tied to its
 ``spec.json`` (another spec in the same folder is an error, never a silent mix of settings).
 An interrupted pretraining continues from the newest complete checkpoint in ``ckpt/``.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,10 +27,22 @@ from typing import Any
 
 from ..console import InputError, get_logger
 from ..files.records import jsonable, read_json, write_json
+from ..interrupts import Interrupted
 
-__all__ = ["STAGE_MARKERS", "StageFailed", "is_done", "latest_checkpoint", "check_spec", "run_stage"]
+__all__ = [
+    "STAGE_MARKERS",
+    "StageFailed",
+    "is_done",
+    "pretraining_complete",
+    "latest_checkpoint",
+    "check_spec",
+    "run_stage",
+]
 
 log = get_logger(__name__)
+
+#: a worker's exit status for bad input (its last ``... error: ...`` line says which)
+INPUT_ERROR_STATUS = 2
 
 STAGE_MARKERS = {"train": "done.json", "test": "eval_test.json", "semi": "eval_semi.json"}
 
@@ -42,10 +56,32 @@ class StageFailed(RuntimeError):
 
 
 def is_done(run_dir: str | os.PathLike, stage: str = "train") -> bool:
-    """Whether the marker of ``stage`` exists (and is readable) in ``run_dir``."""
+    """Whether the marker of ``stage`` exists (and is readable) in ``run_dir``; for ``train`` also
+    whether the run's own record says its pretraining reached the planned number of steps (a worker
+    that ended early, for whatever reason, never makes a stage count as done).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = write_json(run / "done.json", {}), write_json(run / "pretrain.json", {"steps": 25, "planned_steps": 96})
+        >>> is_done(run, "train")
+        False
+    """
     if stage not in STAGE_MARKERS:
         raise ValueError(f"stage must be one of {sorted(STAGE_MARKERS)}, got {stage!r}")
-    return read_json(Path(run_dir) / STAGE_MARKERS[stage]) is not None
+    run_dir = Path(run_dir)
+    if read_json(run_dir / STAGE_MARKERS[stage]) is None:
+        return False
+    return stage != "train" or pretraining_complete(run_dir)
+
+
+def pretraining_complete(run_dir: str | os.PathLike) -> bool:
+    """Whether ``pretrain.json`` records as many steps as were planned (a record without the plan,
+    from a version that did not keep it, cannot show that and does not count)."""
+    record = read_json(Path(run_dir) / "pretrain.json")
+    if not isinstance(record, dict) or record.get("planned_steps") is None:
+        return False
+    return int(record.get("steps") or 0) >= int(record["planned_steps"])
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -108,15 +144,24 @@ def run_stage(
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
         try:
             code = proc.wait()
-        except BaseException:
+        except BaseException as error:
+            # Ctrl-C reached the worker too (same process group); a SIGTERM to this process alone does
+            # not: pass it on. The worker stops at its next safe point, keeping its last checkpoint.
             proc.terminate()
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if isinstance(error, (Interrupted, KeyboardInterrupt)):
+                signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+                raise Interrupted(signum, f"during stage {'+'.join(todo)} of {run_dir}") from None
             raise
     missing = [stage for stage in todo if not is_done(run_dir, stage)]
+    if code == INPUT_ERROR_STATUS:  # the worker's one-line refusal (e.g. an untrusted backbone.pt)
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if ": error: " in line]
+        reason = lines[-1].split(": error: ", 1)[1] if lines else f"bad input (exit status {code})"
+        raise InputError(f"stage {'+'.join(todo)} of {run_dir}: {reason} (log: {log_path})")
     if code != 0 or missing:
         tail = log_path.read_text(errors="replace")[-3000:]
         stage = missing[0] if missing else todo[-1]

@@ -28,7 +28,9 @@ from typing import Any
 from ..console import get_logger
 from ..files.checkpoints import load_checkpoint, save_checkpoint
 from ..files.records import read_json, write_json
+from ..interrupts import WATCH
 from .plan import RANDOM_INIT
+from .stages import pretraining_complete
 
 __all__ = ["peak_rss_mb", "train", "evaluate", "semi_supervised", "main"]
 
@@ -108,14 +110,17 @@ def _pretrain(run_dir: Path, spec: dict[str, Any]) -> None:
     write_json(run_dir / "attempts.json", attempts)
     if resumed:
         log.info("resuming from %s", resumed)
-    result = run_pretrain(cfg)
+    result = run_pretrain(cfg)  # Ctrl-C / SIGTERM: Interrupted propagates, nothing below is written
+    trainer = result["trainer"]
+    steps, planned = int(trainer.global_step), int(trainer.estimated_stepping_batches)
+    if steps < planned:  # never record an unfinished pretraining as a result
+        raise RuntimeError(f"{run_dir}: the pretraining stopped at step {steps} of {planned}")
     attempts[-1]["end"] = time.time()
     attempts[-1]["load_end"] = _load()
     attempts[-1]["peak_rss_mb"] = peak_rss_mb()
     write_json(run_dir / "attempts.json", attempts)
     backbone = result["model"].backbone
     save_checkpoint({k: v.detach().cpu() for k, v in backbone.state_dict().items()}, run_dir / "backbone.pt")
-    steps = int(result["trainer"].global_step)
     batch = int(cfg.optimizer.batch_size)
     wall = _attempts_wall_time(attempts, run_dir)
     write_json(
@@ -127,6 +132,7 @@ def _pretrain(run_dir: Path, spec: dict[str, Any]) -> None:
             "epochs": int(cfg.max_epochs),
             "max_steps": spec.get("steps"),
             "steps": steps,
+            "planned_steps": planned,  # stages.pretraining_complete checks steps against it
             "batch_size": batch,
             "images_seen": steps * batch,  # each image gives two views
             "images_per_s": steps * batch / wall if wall > 0 else None,
@@ -147,9 +153,13 @@ def train(run_dir: Path, spec: dict[str, Any]) -> None:
         torch.manual_seed(int(spec["seed"]))
         backbone = make_backbone(spec["backbone"]["name"], spec["backbone"].get("kwargs"))
         save_checkpoint(backbone.state_dict(), run_dir / "backbone.pt")
-        write_json(run_dir / "pretrain.json", {"wall_time_s": 0.0, "peak_memory_mb": peak_rss_mb(), "steps": 0})
-    elif read_json(run_dir / "pretrain.json") is None or not (run_dir / "backbone.pt").is_file():
+        write_json(
+            run_dir / "pretrain.json",
+            {"wall_time_s": 0.0, "peak_memory_mb": peak_rss_mb(), "steps": 0, "planned_steps": 0},
+        )
+    elif not pretraining_complete(run_dir) or not (run_dir / "backbone.pt").is_file():
         _pretrain(run_dir, spec)
+    WATCH.raise_if_pending(f"after the pretraining of {run_dir} (kept: backbone.pt, pretrain.json)")
     write_json(run_dir / "eval_val.json", evaluate(run_dir, spec, "val"))
     write_json(run_dir / "done.json", {"finished": time.strftime("%Y-%m-%d %H:%M:%S")})
 
@@ -239,7 +249,8 @@ def semi_supervised(run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from ..console import quiet_upstream_warnings, setup_console
+    from ..console import exit_on_input_error, quiet_upstream_warnings, setup_console
+    from ..interrupts import exit_on_interrupt, watching_interrupts
 
     args = list(sys.argv[1:] if argv is None else argv)
     stages = args[1:]
@@ -256,7 +267,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     threads = os.environ.get("SFRIK_BENCH_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
+    # Ctrl-C / SIGTERM: stop at a safe point, one line, exit 130 / 143; finished stages keep their markers
+    with exit_on_interrupt("benchmark worker"), watching_interrupts(), exit_on_input_error("benchmark worker"):
+        _run_stages(run_dir, spec, stages)
+
+
+def _run_stages(run_dir: Path, spec: dict[str, Any], stages: Sequence[str]) -> None:
     for stage in stages:
+        WATCH.raise_if_pending(f"before stage {stage} of {run_dir}")
         print(f"[benchmark] {run_dir}: stage {stage}", flush=True)
         if stage == "train":
             train(run_dir, spec)

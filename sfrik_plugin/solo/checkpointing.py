@@ -8,6 +8,12 @@ writing leaves a truncated file that the next run picks up and cannot load. Here
   name and renames it into place, so a file under a ``.ckpt`` name is always complete; it also
   turns configuration objects inside the checkpoint into plain data, so that
   :func:`sfrik_plugin.files.checkpoints.load_checkpoint` reads it with ``weights_only=True``;
+* :class:`TrustedCheckpointIO` is how Lightning reads every checkpoint it resumes from (explicit
+  ``resume_from_checkpoint`` or the auto-resumer's choice): through
+  :func:`sfrik_plugin.files.checkpoints.load_checkpoint`, in one read, so the file that is checked is
+  the file that is loaded and the trust policy does not depend on torch's ``weights_only`` default
+  (nor on ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, which does not override an explicit
+  ``weights_only=True``);
 * :func:`find_resumable_checkpoint` looks through the run folders of a checkpoint directory for
   runs with the same settings (solo-learn's rule: name, method, data, epochs, optimiser...) and
   returns the highest-epoch checkpoint whose zip structure is intact, skipping (with a warning)
@@ -33,9 +39,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from solo.utils.checkpointer import Checkpointer
 
 from ..console import get_logger
+from ..files.checkpoints import load_checkpoint
 
 __all__ = [
     "RESUME_MUST_MATCH",
@@ -43,6 +51,7 @@ __all__ = [
     "is_complete_checkpoint",
     "plain_data",
     "AtomicCheckpointer",
+    "TrustedCheckpointIO",
     "find_resumable_checkpoint",
 ]
 
@@ -139,6 +148,24 @@ class AtomicCheckpointer(Checkpointer):
                 Path(previous).unlink(missing_ok=True)
         trainer.strategy.barrier("AtomicCheckpointer.save")
         self.last_ckpt = final
+
+
+class TrustedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reader replaced by the project's one reader and its trust policy
+    (tensors and plain containers only; ``trust_pickle`` for files you made yourself, never for
+    downloads). Writing is Lightning's own.
+
+    Example:
+        >>> TrustedCheckpointIO(trust_pickle=False).trust_pickle
+        False
+    """
+
+    def __init__(self, trust_pickle: bool = False):
+        super().__init__()
+        self.trust_pickle = bool(trust_pickle)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None) -> dict[str, Any]:
+        return load_checkpoint(path, trust_pickle=self.trust_pickle, map_location=map_location or "cpu")
 
 
 def _run_folders(checkpoint_dir: Path) -> Iterator[Path]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..console import exit_on_input_error, quiet_upstream_warnings, setup_console
+from ..interrupts import Interrupted, exit_on_interrupt, watching_interrupts
 from .launch import names_a_config, no_config_message, rewrite_argv
 
 __all__ = ["pretrain", "linear", "knn", "main"]
@@ -45,7 +46,21 @@ def _launch(kind: str, flow: Callable[[Any], Any]) -> None:
         with exit_on_input_error(prog):  # inside hydra's job: hydra would print a traceback
             flow(cfg)
 
-    hydra.main(version_base="1.2", config_path=None, config_name=None)(task)()
+    # Ctrl-C / SIGTERM: one line naming the last complete checkpoint, exit 130 / 143 (never 0)
+    with exit_on_interrupt(prog, describe_interrupt), watching_interrupts():
+        hydra.main(version_base="1.2", config_path=None, config_name=None)(task)()
+
+
+def describe_interrupt(error: Interrupted) -> str:
+    """What the launchers say after Ctrl-C or SIGTERM: where training stopped, what is kept, how to go on.
+
+    Example:
+        >>> import signal
+        >>> describe_interrupt(Interrupted(signal.SIGINT, "stopped in epoch 2/5, step 7; last complete checkpoint: a.ckpt"))
+        'stopped in epoch 2/5, step 7; last complete checkpoint: a.ckpt; run the same command again to resume'
+    """
+    where = error.detail or "stopped before any checkpoint was written"
+    return f"{where}; run the same command again to resume"
 
 
 def pretrain() -> None:

@@ -184,8 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     quiet_upstream_warnings()
     setup_console()
-    with exit_on_input_error("sfrik-demo"):
-        run_demo(argv)
+    from ..interrupts import exit_on_interrupt, watching_interrupts
+
+    def describe(error: Any) -> str:  # the demo does not auto-resume: its two minutes start over
+        return f"{error.detail or 'stopped before training'}; run sfrik-demo again to start over"
+
+    # Ctrl-C / SIGTERM: one line and exit 130 / 143, never a traceback or status 0
+    with exit_on_interrupt("sfrik-demo", describe), watching_interrupts():
+        with exit_on_input_error("sfrik-demo"):
+            run_demo(argv)
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..console import InputError, get_logger
 from ..data.transforms import classifier_train_transform, eval_transform
+from ..interrupts import WATCH
 from .backbones import build_backbone, load_backbone
 from .loaders import check_data_paths, classification_loaders, mean_std
 from .runtime import (
@@ -107,3 +108,4 @@ def run_linear(cfg: Any) -> dict[str, Any]:
     last = getattr(checkpointer, "last_ckpt", None)
     log.info("linear evaluation done: %s", format_metrics(metrics, ("val_",)))
     return {"trainer": trainer, "model": model, "checkpoint": str(last) if last else None, "metrics": metrics}
+    WATCH.raise_if_pending(f"the linear evaluation had finished; final checkpoint: {last}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import InputError, get_logger
+from ..interrupts import WATCH
 from .loaders import check_data_paths, pretrain_train_loader, pretrain_val_loader
 from .runtime import (
     ProgressLines,
@@ -135,3 +136,5 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
     if last is not None:
         log.info("checkpoint: %s", last)
     return {"trainer": trainer, "model": model, "checkpoint": str(Path(last)) if last else None, "metrics": metrics}
+    # a signal that came after the last safe point: the run is complete, but the caller asked to stop
+    WATCH.raise_if_pending(f"the pretraining had finished; final checkpoint: {last}")

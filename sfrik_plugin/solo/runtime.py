@@ -1,7 +1,9 @@
 """What the three launch flows share: the Lightning trainer, loggers, progress lines, resuming.
 
-* :func:`build_trainer` passes the config keys that are ``Trainer`` arguments (solo-learn's rule)
-  and turns ``strategy: ddp`` into a DDP strategy that does not search for unused parameters;
+* :func:`build_trainer` passes the config keys that are ``Trainer`` arguments (solo-learn's rule),
+  turns ``strategy: ddp`` into a DDP strategy that does not search for unused parameters, reads every
+  checkpoint it resumes from through the project's trust policy (:class:`.checkpointing.TrustedCheckpointIO`)
+  and stops at a safe point on Ctrl-C or SIGTERM (:class:`.interrupts.StopAtSafePoint`);
 * :func:`build_loggers` sets up wandb as solo-learn does when a config enables it, and/or a CSV
   logger (``csv.enabled=true``);
 * :class:`ProgressLines` logs one line of metrics per epoch, from rank zero only;
@@ -20,8 +22,8 @@ from lightning.pytorch import Callback, Trainer
 from omegaconf import OmegaConf
 
 from ..console import InputError, get_logger
-from ..files.checkpoints import load_checkpoint
-from .checkpointing import AtomicCheckpointer, find_resumable_checkpoint, is_complete_checkpoint
+from .checkpointing import AtomicCheckpointer, TrustedCheckpointIO, find_resumable_checkpoint, is_complete_checkpoint
+from .interrupts import StopAtSafePoint
 
 __all__ = [
     "build_trainer",
@@ -47,11 +49,15 @@ def build_trainer(cfg: Any, callbacks: list[Any], logger: Any) -> Trainer:
     strategy = cfg.strategy
     if strategy == "ddp":
         strategy = DDPStrategy(find_unused_parameters=False)
+    plugins = kwargs.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     kwargs.update(
         logger=logger if logger is not None else False,
-        callbacks=callbacks,
+        callbacks=[*callbacks, StopAtSafePoint()],
         enable_checkpointing=False,  # the AtomicCheckpointer does it
         strategy=strategy,
+        # the one trust path: whatever ckpt_path fit() gets is read by load_checkpoint's policy
+        plugins=[*plugins, TrustedCheckpointIO(trust_pickle=bool(cfg.get("trust_pickle", False)))],
     )
     return Trainer(**kwargs)
 
@@ -147,7 +153,8 @@ def resume_checkpoint(cfg: Any, subdir: str) -> str | None:
     """solo-learn's resume rules with checks: an explicit ``resume_from_checkpoint`` must be a
     complete checkpoint (else one clear error); otherwise, with ``auto_resume.enabled``, the newest
     complete checkpoint of a matching run under ``<checkpoint.dir>/<subdir>`` (its wandb run id is
-    kept in ``cfg._wandb_run_id`` so the wandb run continues too)."""
+    kept in ``cfg._wandb_run_id`` so the wandb run continues too). Either file is then read by the
+    trainer through :class:`.checkpointing.TrustedCheckpointIO`: one read, under the trust policy."""
     explicit = cfg.get("resume_from_checkpoint")
     if explicit is not None:
         del cfg.resume_from_checkpoint
@@ -157,7 +164,6 @@ def resume_checkpoint(cfg: Any, subdir: str) -> str | None:
                 f"resume_from_checkpoint={path} is not a complete checkpoint (missing, truncated or not a "
                 "Lightning .ckpt); point it at another file, or drop it to start afresh"
             )
-        load_checkpoint(path)  # the trust policy first (tensors only): Lightning would unpickle it
         log.info("resuming from %s", path)
         return str(path)
     if cfg.auto_resume.enabled:
