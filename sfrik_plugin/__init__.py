@@ -31,6 +31,7 @@ from .maths.losses import (
 )
 from .maths.mmd import kernel_mean, mmd_to_uniform
 from .maths.options import DISTRIBUTED_MODES, ESTIMATORS, METHODS, MMDOptions
+from .maths.spectral import BandlimitedKernel, HeatKernel, SpectralKernel
 from .maths.uniformity import UNIFORMITY_LOSS_DEFAULTS, UniformityLoss, uniformity_loss_func
 
 __version__ = "0.1.0"
@@ -41,6 +42,9 @@ __all__ = [
     "RotationInvariantKernel",
     "TruncatedLegendreKernel",
     "GaussianKernel",
+    "SpectralKernel",
+    "HeatKernel",
+    "BandlimitedKernel",
     "KERNELS",
     "register_kernel",
     "build_kernel",

@@ -11,9 +11,30 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from sfrik_plugin import sfrik_loss_func, sfrik_multicrop_loss_func, uniformity_loss_func
+from sfrik_plugin import (
+    BandlimitedKernel,
+    HeatKernel,
+    mmd_to_uniform,
+    sfrik_loss_func,
+    sfrik_multicrop_loss_func,
+    uniformity_loss_func,
+)
 
 IN_FEATURES, OUT_FEATURES, CROPS = 10, 12, 4
+
+#: the sphere's spectral kernels (Legendre series with other weights): heat of automatic degree
+#: (8 at q = 12, the recurrence path), band-limited at degree 2 (feature path) and 5
+SPECTRAL = {
+    "heat": HeatKernel(tau=HeatKernel.tau_for(OUT_FEATURES, rate=2.0)),
+    "bandlimited2": BandlimitedKernel(degree=2),
+    "bandlimited5": BandlimitedKernel(degree=5),
+}
+
+
+def _spectral_mmd(kernel_name, crops, distributed, **options):
+    """The MMD to the uniform law of two views under a spectral kernel (rows normalised first)."""
+    kernel = SPECTRAL[kernel_name]
+    return sum(mmd_to_uniform(c, kernel, normalize=True, distributed=distributed, **options) for c in crops[:2])
 
 
 def _loss(name, crops, distributed):
@@ -31,6 +52,12 @@ def _loss(name, crops, distributed):
         return sfrik_multicrop_loss_func(crops[:2], crops[2:], sim_coeff=5.0, distributed=distributed).loss
     if name == "reference":
         return sfrik_loss_func(crops[0], crops[1], sim_coeff=5.0, method="reference", distributed=distributed).loss
+    if name == "heat-gram":
+        return _spectral_mmd("heat", crops, distributed, method="gram")
+    if name == "bandlimited-degree2-feature":
+        return _spectral_mmd("bandlimited2", crops, distributed, method="feature")
+    if name == "bandlimited-blocked-u":
+        return _spectral_mmd("bandlimited5", crops, distributed, method="blocked", block_size=3, estimator="u")
     raise KeyError(name)
 
 
@@ -44,6 +71,10 @@ SCENARIOS = [
     ("gaussian-uniformity", "replicated"),
     ("multicrop", "sharded"),
     ("reference", "auto"),
+    ("heat-gram", "sharded"),
+    ("heat-gram", "replicated"),
+    ("bandlimited-degree2-feature", "sharded"),
+    ("bandlimited-blocked-u", "sharded"),
 ]
 
 

@@ -19,7 +19,10 @@ from sfrik_plugin import (
 def test_registry_builds_by_name_and_names_the_choices():
     assert isinstance(build_kernel("legendre", weights=(1.0, 2.0)), TruncatedLegendreKernel)
     assert isinstance(build_kernel("gaussian", tau=1.0), GaussianKernel)
-    with pytest.raises(ValueError, match=r"unknown kernel 'gauss'; registered kernels: \['gaussian', 'legendre'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown kernel 'gauss'; registered kernels: \['bandlimited', 'gaussian', 'heat', 'legendre'\]",
+    ):
         build_kernel("gauss")
 
 

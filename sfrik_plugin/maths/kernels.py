@@ -10,11 +10,13 @@ A kernel object knows three things the MMD computations need:
   feature space), else ``None``.
 
 New kernels register under an explicit name with :func:`register_kernel` and are built by name
-with :func:`build_kernel`.
+with :func:`build_kernel`. The sphere's spectral families (``heat``, ``bandlimited``: Legendre
+series whose weights depend on q) are in :mod:`sfrik_plugin.maths.spectral`.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -111,13 +113,25 @@ def register_kernel(name: str) -> Callable[[type[RotationInvariantKernel]], type
 def build_kernel(name: str, **kwargs) -> RotationInvariantKernel:
     """Instantiate the kernel registered as ``name`` with ``kwargs``.
 
+    The spectral families ``"heat"`` and ``"bandlimited"`` register when :mod:`sfrik_plugin` is
+    imported (:mod:`sfrik_plugin.maths.spectral`). A keyword the kernel does not take, or a missing
+    one, is a ``ValueError`` naming the kernel's parameters.
+
     Example:
         >>> build_kernel("gaussian", tau=2.5)
         GaussianKernel(tau=2.5)
+        >>> build_kernel("heat", tau=0.01, degree=4)
+        HeatKernel(tau=0.01, degree=4, tolerance=1e-06, max_degree=64, scale=81.0)
     """
     if name not in KERNELS:
         raise ValueError(f"unknown kernel {name!r}; registered kernels: {sorted(KERNELS)}")
-    return KERNELS[name](**kwargs)
+    cls = KERNELS[name]
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"kernel {name!r}: {error}; its parameters: {list(signature.parameters)}") from None
+    return cls(**kwargs)
 
 
 @register_kernel("legendre")
