@@ -69,8 +69,8 @@ else
     fi
     die "could not install $solo_wheel (its dependencies come from PyPI: is the package index reachable?)"
   fi
-  say "installing sfrik-plugin (editable) with the solo, dev and benchmark extras"
-  "${pip[@]}" -e ".[solo,dev,benchmark]" || die "could not install sfrik-plugin"
+  say "installing sfrik-plugin (editable) with the solo, dev, benchmark and lejepa extras"
+  "${pip[@]}" -e ".[solo,dev,benchmark,lejepa]" || die "could not install sfrik-plugin"
   "$VENV/bin/python" -c "import solo, sfrik_plugin.solo" 2>/dev/null \
     || die "solo-learn is installed but does not import: $("$VENV/bin/python" -c 'import solo' 2>&1 | tail -n 1)"
   printf '%s' "$stamp" > "$VENV/.sfrik-setup"

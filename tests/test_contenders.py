@@ -20,13 +20,14 @@ from sfrik_plugin.profiler.plots import plot_loss, style_and_label
 
 
 def test_the_builtin_contenders_and_methods_are_registered():
-    assert list(C.CONTENDERS) == ["sfrik-gram", "sfrik-blocked", "sfrik-feature", "vicreg", "barlow"]
+    assert list(C.CONTENDERS) == ["sfrik-gram", "sfrik-blocked", "sfrik-feature", "vicreg", "barlow", "sigreg"]
     assert {name: c.needs_solo for name, c in C.CONTENDERS.items()} == {
         "sfrik-gram": False,
         "sfrik-blocked": False,
         "sfrik-feature": False,
         "vicreg": True,
         "barlow": True,
+        "sigreg": False,  # lightly, imported by its step builder (tests/test_sigreg_contender.py)
     }
     # the complexity claims: SFRIK's Gram paths O(N² q), the q x q contenders O(N q²)
     assert (C.get_contender("sfrik-gram").q_exponent, C.get_contender("sfrik-gram").n_exponent) == (1.0, 2.0)
@@ -36,6 +37,7 @@ def test_the_builtin_contenders_and_methods_are_registered():
         "sfrik": ("sfrik", "sfrik", "sfrik-gram"),
         "vicreg": ("vicreg", "vicreg", "vicreg"),
         "barlow": ("barlow_twins", "barlow", "barlow"),
+        "lejepa": ("lejepa", "lejepa", "sigreg"),
     }
     styles = [c.style for c in C.CONTENDERS.values()]
     assert len({(s.color, s.marker) for s in styles}) == len(styles)  # every curve tells itself apart
@@ -44,7 +46,9 @@ def test_the_builtin_contenders_and_methods_are_registered():
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown contender 'simclr'; known: \['barlow', 'sfrik-blocked'"):
         C.get_contender("simclr")
-    with pytest.raises(ValueError, match=r"unknown training method 'byol'; known: \['barlow', 'sfrik', 'vicreg'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown training method 'byol'; known: \['barlow', 'lejepa', 'sfrik', 'vicreg'\]"
+    ):
         C.get_train_method("byol")
     with pytest.raises(ValueError, match="unknown contender 'simclr'"):
         C.unregister_contender("simclr")

@@ -5,17 +5,18 @@
 * :mod:`.losses` — the built-in loss contenders (SFRIK's gram / blocked / feature paths,
   solo-learn's VICReg and Barlow Twins), their step builders and memory models;
 * :mod:`.methods` — the built-in training methods (sfrik, vicreg, barlow);
+* :mod:`.sigreg` — LeJEPA's SIGReg from lightly (the ``sigreg`` contender, the ``lejepa`` method);
 * :mod:`.memory` — the memory budget and the predictions compared with it.
 
-Torch and the maths only: solo-learn is imported inside the step builders that call it.
+Torch and the maths only: solo-learn and lightly are imported inside the functions that call them.
 
 Example:
     >>> from sfrik_plugin.contenders import CONTENDERS
     >>> sorted(CONTENDERS)
-    ['barlow', 'sfrik-blocked', 'sfrik-feature', 'sfrik-gram', 'vicreg']
+    ['barlow', 'sfrik-blocked', 'sfrik-feature', 'sfrik-gram', 'sigreg', 'vicreg']
 """
 
-from . import losses, methods  # noqa: F401  (registers the built-in entries)
+from . import losses, methods, sigreg  # noqa: F401  (registers the built-in entries)
 from .memory import (
     BACKBONES,
     GIB,

@@ -1,4 +1,5 @@
-"""The built-in training methods of the training-step profiler: SFRIK, VICReg and Barlow Twins.
+"""The built-in training methods of the training-step profiler: SFRIK, VICReg and Barlow Twins
+(LeJEPA's entry lives beside its loss, in :mod:`.sigreg`).
 
 Each is built through the solo-learn adapter from the packaged config ``<dataset>/<config>.yaml``
 with the same backbone and projector widths; the profiler's memory prediction for a method uses
@@ -7,7 +8,7 @@ the memory model of its loss contender.
 Example:
     >>> from sfrik_plugin.contenders import TRAIN_METHODS
     >>> [(m.name, m.solo_method, m.loss) for m in TRAIN_METHODS.values()]
-    [('sfrik', 'sfrik', 'sfrik-gram'), ('vicreg', 'vicreg', 'vicreg'), ('barlow', 'barlow_twins', 'barlow')]
+    [('sfrik', 'sfrik', 'sfrik-gram'), ('vicreg', 'vicreg', 'vicreg'), ('barlow', 'barlow_twins', 'barlow'), ('lejepa', 'lejepa', 'sigreg')]
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ __all__ = [
     "solo_learn_status",
     "register",
     "SFRIK",
+    "LeJEPA",
     "SFRIK_METHOD_DEFAULTS",
     "check_sfrik_method_kwargs",
 ]
@@ -88,21 +89,26 @@ with warnings.catch_warnings():
     quiet_upstream_warnings()
     check_solo_learn()
 
+from .lejepa import LeJEPA  # noqa: E402  (needs lightly only when a model is built)
 from .method import SFRIK, SFRIK_METHOD_DEFAULTS, check_sfrik_method_kwargs  # noqa: E402
 
 
 def register() -> None:
-    """Adds ``"sfrik"`` to ``solo.methods.METHODS`` (idempotent; safe to call in every process)."""
+    """Adds ``"sfrik"`` and ``"lejepa"`` to ``solo.methods.METHODS`` (idempotent; safe to call in
+    every process)."""
     import solo.methods
 
-    current = solo.methods.METHODS.get("sfrik")
-    if current is not None and current is not SFRIK:
-        raise RuntimeError(f"solo.methods.METHODS['sfrik'] is already taken by {current!r}; refusing to replace it")
-    solo.methods.METHODS["sfrik"] = SFRIK
-    # attribute access like solo's own methods: ``from solo.methods import SFRIK``
-    solo.methods.SFRIK = SFRIK
-    if hasattr(solo.methods, "__all__") and "SFRIK" not in solo.methods.__all__:
-        solo.methods.__all__.append("SFRIK")
+    for name, attribute, method in (("sfrik", "SFRIK", SFRIK), ("lejepa", "LeJEPA", LeJEPA)):
+        current = solo.methods.METHODS.get(name)
+        if current is not None and current is not method:
+            raise RuntimeError(
+                f"solo.methods.METHODS[{name!r}] is already taken by {current!r}; refusing to replace it"
+            )
+        solo.methods.METHODS[name] = method
+        # attribute access like solo's own methods: ``from solo.methods import SFRIK``
+        setattr(solo.methods, attribute, method)
+        if hasattr(solo.methods, "__all__") and attribute not in solo.methods.__all__:
+            solo.methods.__all__.append(attribute)
 
 
 register()
