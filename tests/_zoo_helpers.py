@@ -1,16 +1,21 @@
 """Test helpers for the model-zoo tests: a local HTTP server and an official-style ResNet.
 
 The server listens on 127.0.0.1 only, serves in-memory files, honours ``Range`` requests,
-records every request, can be told to cut a response in the middle, and to send no
+records every request, can be told to cut a response in the middle, to send no
 ``Content-Length`` (HTTP/1.0: the end of the body is the end of the connection, so a cut
-looks exactly like a complete file to the client).
+looks exactly like a complete file to the client), to answer a path with a redirect, and to
+speak https with a self-signed certificate (:func:`self_signed_certificate`; the client trusts
+it through ``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,12 +26,14 @@ from torch import nn
 class FileServer:
     """``with FileServer({"/a.bin": b"..."}) as srv: srv.url("/a.bin")``."""
 
-    def __init__(self, files):
+    def __init__(self, files, tls=None):
         self.files = dict(files)
         self.requests = []  # (path, Range header or None)
         self.cut = {}  # path -> [bytes to send before cutting, how many responses to cut]
         self.no_length = set()  # paths answered without Content-Length
+        self.redirects = {}  # path -> (status, Location)
         self.honour_range = True
+        self.scheme = "https" if tls else "http"
         self._lock = threading.Lock()
         server = self
 
@@ -42,6 +49,13 @@ class FileServer:
                     cut_now = cut is not None and cut[1] > 0
                     if cut_now:
                         cut[1] -= 1
+                if self.path in server.redirects:
+                    status, location = server.redirects[self.path]
+                    self.send_response(status)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = server.files.get(self.path)
                 if data is None:
                     self.send_error(404, "Not Found")
@@ -75,10 +89,14 @@ class FileServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
     def __enter__(self):
         self.thread.start()
@@ -91,6 +109,22 @@ class FileServer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def self_signed_certificate(folder):
+    """(certificate, key) for 127.0.0.1, made with the ``openssl`` command; point ``SSL_CERT_FILE`` at
+    the certificate so that the client trusts it."""
+    openssl = shutil.which("openssl")
+    assert openssl, "the https tests need the openssl command (apt-get install openssl)"
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def refused_url(path: str = "/x.pth") -> str:

@@ -14,7 +14,8 @@ try:
 except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
     from _zoo_helpers import FileServer, entry_dict, randomize_, refused_url, write_manifest
 
-NET = ["--no-progress", "--timeout", "5", "--retries", "1"]
+# the test server is plain http on 127.0.0.1: every download opts in to http explicitly
+NET = ["--no-progress", "--timeout", "5", "--retries", "1", "--allow-http"]
 
 
 @pytest.fixture(autouse=True)
@@ -199,6 +200,7 @@ def test_convert_solo_and_back_then_add_to_a_manifest(served, r18_bytes, capsys,
         back,
         "--url",
         srv.url("/back.pth"),
+        "--allow-http",
         "--dataset",
         "cifar100",
         "--epochs",
@@ -270,11 +272,13 @@ def test_load_pretrained_hands_over_torchvision_and_state_dict(served, r18_bytes
     src.load_state_dict(_load_bytes(r18_bytes))
     x = torch.randn(2, 3, 32, 32)
     with pytest.warns(UnverifiedDownloadWarning):
-        model = load_pretrained("tiny-r18", target="torchvision", manifest=manifest, progress=False)
+        model = load_pretrained("tiny-r18", target="torchvision", manifest=manifest, progress=False, allow_http=True)
     with torch.no_grad():
         assert torch.allclose(model(x), src.eval()(x), rtol=1e-4, atol=1e-5)
     digest = hashlib.sha256(r18_bytes).hexdigest()
-    sd = load_pretrained("tiny-r18", target="state_dict", manifest=manifest, sha256=digest, progress=False)
+    sd = load_pretrained(
+        "tiny-r18", target="state_dict", manifest=manifest, sha256=digest, progress=False, allow_http=True
+    )
     assert "fc.weight" not in sd and len(sd) == len(_load_bytes(r18_bytes))
     with pytest.raises(ConversionError, match="unknown target 'keras'; allowed: timm, torchvision, state_dict"):
         load_pretrained("tiny-r18", target="keras", manifest=manifest)
@@ -326,7 +330,7 @@ def test_load_pretrained_from_a_multi_part_full_checkpoint(r18_bytes, tmp_path):
                 )
             ],
         )
-        sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
+        sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False, allow_http=True)
     assert sd.keys() == backbone.keys() and all(torch.equal(sd[k], backbone[k]) for k in sd)
 
 
@@ -345,3 +349,46 @@ def test_archive_with_an_escaping_member_is_refused(tmp_path):
         extract_archive(archive, tmp_path / "out" / "x")
     assert not (tmp_path / "out" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "out" / "x").exists() and not (tmp_path / "out" / "x.tmp").exists()
+
+
+# ----------------------------------------------------------------------------- which URLs (issue 19)
+
+
+def test_plain_http_needs_allow_http_and_says_so_in_one_line(served, r18_bytes, capsys, tmp_path):
+    srv, manifest = served
+    strict = [a for a in NET if a != "--allow-http"]
+    url = srv.url("/r18.pth")
+    for command in (["download", "tiny-r18"], ["convert", "tiny-r18", "--to", "timm", "-o", tmp_path / "t.pth"]):
+        code, out, err = run(capsys, "--manifest", manifest, *command, *strict)
+        assert (code, out) == (2, "")
+        assert err == (
+            f"sfrik-zoo: error: refused {url}: it is plain http, which anyone on the network path can alter, and "
+            "plain http was not allowed; nothing was downloaded; if you trust the network path (e.g. your own "
+            "mirror), pass --allow-http (Python: allow_http=True)\n"
+        )
+    assert srv.requests == [] and not (tmp_path / "cache" / "tiny-r18").exists()
+    assert run(capsys, "--manifest", manifest, "download", "tiny-r18", *NET)[0] == 0
+
+
+def test_a_redirect_to_ftp_is_one_line_naming_the_target(served, capsys, tmp_path):
+    srv, manifest = served
+    srv.redirects["/r18.pth"] = (302, "ftp://127.0.0.1:1/r18.pth")
+    code, out, err = run(capsys, "--manifest", manifest, "download", "tiny-r18", *NET)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"sfrik-zoo: error: refused the redirect from {srv.url('/r18.pth')} to ftp://127.0.0.1:1/r18.pth: "
+    )
+    assert "cannot reach" not in err and sorted((tmp_path / "cache" / "tiny-r18").iterdir()) == []
+
+
+def test_add_refuses_a_plain_http_url_without_allow_http(r18_bytes, capsys, tmp_path):
+    local = tmp_path / "b.pth"
+    local.write_bytes(r18_bytes)
+    argv = ["add", "mine", "--file", local, "--dataset", "d", "--epochs", "1", "--license", "MIT"]
+    code, out, err = run(capsys, *argv, "--url", "http://host/b.pth")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "--url http://host/b.pth: plain http" in err and "--allow-http" in err
+    code, _, err = run(capsys, *argv, "--url", "ftp://host/b.pth", "--allow-http")
+    assert code == 2 and "must be an https:// URL" in err
+    assert not (tmp_path / "cache" / "manifest.json").exists()
+    assert run(capsys, *argv, "--url", "http://host/b.pth", "--allow-http")[0] == 0

@@ -7,18 +7,37 @@ import warnings
 
 import pytest
 
+from sfrik_plugin.console import InputError
+from sfrik_plugin.files.transfer import RefusedURL, transfer
 from sfrik_plugin.zoo.catalog import get_entry, list_models
 from sfrik_plugin.zoo.download import download as zoo_download
-from sfrik_plugin.zoo.errors import ChecksumError, UnverifiedDownloadWarning, ZooDownloadError
+from sfrik_plugin.zoo.errors import ChecksumError, UnsafeURLError, UnverifiedDownloadWarning, ZooDownloadError
 from sfrik_plugin.zoo.fetch import fetch_url
 from sfrik_plugin.zoo.manifest import ManifestError, UnknownModelError, load_manifest
 
 try:
-    from tests._zoo_helpers import FileServer, entry_dict, refused_url, split_bytes, targz_bytes, write_manifest
+    from tests._zoo_helpers import (
+        FileServer,
+        entry_dict,
+        refused_url,
+        self_signed_certificate,
+        split_bytes,
+        targz_bytes,
+        write_manifest,
+    )
 except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _zoo_helpers import FileServer, entry_dict, refused_url, split_bytes, targz_bytes, write_manifest
+    from _zoo_helpers import (
+        FileServer,
+        entry_dict,
+        refused_url,
+        self_signed_certificate,
+        split_bytes,
+        targz_bytes,
+        write_manifest,
+    )
 
-FAST = dict(progress=False, timeout=5.0, backoff=0.0)
+# the test server is plain http on 127.0.0.1: every download opts in to http explicitly
+FAST = dict(progress=False, timeout=5.0, backoff=0.0, allow_http=True)
 
 
 def payload(n, seed=0):
@@ -128,6 +147,94 @@ def test_unknown_checksum_warns_loudly_with_the_hash(server, data, tmp_path):
     with pytest.warns(UnverifiedDownloadWarning, match=f"NO CHECKSUM.*{sha(data)}.*--sha256 {sha(data)}"):
         r = fetch_url(server.url("/w.pth"), tmp_path / "w.pth", **FAST)
     assert r.sha256 == sha(data) and not r.verified
+
+
+# ----------------------------------------------------------------------------- which URLs (issue 19)
+
+STRICT = {**FAST, "allow_http": False}
+
+
+def _one_line_refusal(err, *needles):
+    message = str(err.value)
+    assert isinstance(err.value, InputError) and isinstance(err.value, ZooDownloadError)
+    assert "\n" not in message and "nothing was downloaded" in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+    return message
+
+
+def test_plain_http_is_refused_without_the_explicit_opt_in(server, data, tmp_path):
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(UnsafeURLError) as err:
+        fetch_url(server.url("/w.pth"), dest, sha256=sha(data), **STRICT)
+    _one_line_refusal(err, f"refused {server.url('/w.pth')}: it is plain http", "--allow-http")
+    assert server.requests == [] and not dest.parent.exists()
+    manifest = _single_manifest(tmp_path, server, data, sha(data))
+    with pytest.raises(UnsafeURLError, match="--allow-http"):
+        zoo_download("tiny", manifest=manifest, **STRICT)
+    assert server.requests == [] and leftovers(tmp_path / "cache" / "tiny") == []
+    assert zoo_download("tiny", manifest=manifest, **FAST).read_bytes() == data  # the opt-in
+    # a copy in the cache needs no network, so no opt-in
+    assert zoo_download("tiny", manifest=manifest, **STRICT).read_bytes() == data and len(server.requests) == 1
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:1/w.pth", "file:///etc/hostname"])
+def test_a_redirect_off_http_is_refused_naming_its_target(server, data, target, tmp_path):
+    """Before issue 19 urllib followed the ftp:// redirect and the error said "cannot reach http://..."."""
+    server.redirects["/moved.pth"] = (302, target)
+    dest = tmp_path / "w.pth"
+    with pytest.raises(UnsafeURLError) as err:
+        fetch_url(server.url("/moved.pth"), dest, **FAST)  # even with --allow-http
+    message = _one_line_refusal(err, f"refused the redirect from {server.url('/moved.pth')} to {target}")
+    assert "--allow-http" not in message  # nothing makes this redirect acceptable
+    assert leftovers(tmp_path) == []
+    # a redirect between http(s) URLs is followed as before
+    server.redirects["/moved.pth"] = (301, server.url("/w.pth"))
+    assert fetch_url(server.url("/moved.pth"), dest, sha256=sha(data), **FAST).path.read_bytes() == data
+
+
+def test_transfer_checks_redirects_for_every_caller(server, tmp_path):
+    """The dataset mirrors (md5-checked, plain http allowed) share the transfer: no ftp:// for them either."""
+    server.redirects["/moved.gz"] = (307, "ftp://127.0.0.1:1/a.gz")
+    part = tmp_path / "a.gz.part"
+    with pytest.raises(RefusedURL, match="to ftp://127.0.0.1:1/a.gz") as err:
+        transfer(server.url("/moved.gz"), part, 5.0, False, allow_http=True)
+    assert not err.value.plain_http and not part.exists()
+    with pytest.raises(RefusedURL, match="it is plain http") as err:
+        transfer(server.url("/w.pth"), part, 5.0, False, allow_http=False)
+    assert err.value.plain_http and not part.exists() and len(server.requests) == 1
+
+
+@pytest.fixture
+def tls(tmp_path, monkeypatch):
+    """(certificate, key) of an https server on 127.0.0.1 that the client trusts."""
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return cert, key
+
+
+def test_a_redirect_from_https_down_to_http_needs_the_opt_in(server, data, tls, tmp_path):
+    with FileServer({"/w.pth": data}, tls=tls) as secure:
+        assert secure.url("/w.pth").startswith("https://127.0.0.1:")
+        r = fetch_url(secure.url("/w.pth"), tmp_path / "direct.pth", sha256=sha(data), **STRICT)
+        assert r.path.read_bytes() == data  # https needs no opt-in
+        secure.redirects["/moved.pth"] = (302, server.url("/w.pth"))
+        dest = tmp_path / "w.pth"
+        with pytest.raises(UnsafeURLError) as err:
+            fetch_url(secure.url("/moved.pth"), dest, sha256=sha(data), **STRICT)
+        _one_line_refusal(
+            err,
+            f"refused the redirect from {secure.url('/moved.pth')} to {server.url('/w.pth')}",
+            "from https down to plain http",
+            "--allow-http",
+        )
+        assert server.requests == [] and not dest.exists() and not dest.with_name("w.pth.part").exists()
+        r = fetch_url(secure.url("/moved.pth"), dest, sha256=sha(data), **FAST)  # the opt-in
+        assert r.path.read_bytes() == data and server.requests == [("/w.pth", None)]
+        # https to https redirects need nothing
+        secure.redirects["/moved-secure.pth"] = (302, secure.url("/w.pth"))
+        r = fetch_url(secure.url("/moved-secure.pth"), tmp_path / "s.pth", sha256=sha(data), **STRICT)
+        assert r.path.read_bytes() == data
 
 
 def _single_manifest(tmp_path, server, data, sha256):

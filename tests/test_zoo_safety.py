@@ -51,8 +51,9 @@ except ImportError:  # tests/ is not a package: pytest put this folder on sys.pa
         write_manifest,
     )
 
-NET = ["--no-progress", "--timeout", "5", "--retries", "0"]
-FAST = dict(progress=False, timeout=5.0, backoff=0.0)
+# the test server is plain http on 127.0.0.1: every download opts in to http explicitly
+NET = ["--no-progress", "--timeout", "5", "--retries", "0", "--allow-http"]
+FAST = dict(progress=False, timeout=5.0, backoff=0.0, allow_http=True)
 
 
 def sha(b):
@@ -116,7 +117,7 @@ def test_convert_refuses_a_malicious_download(evil, trust, capsys, tmp_path):
 def test_load_pretrained_refuses_a_malicious_download(evil):
     _, manifest, marker = evil
     with pytest.warns(TrustOnFirstUseWarning), pytest.raises(UntrustedCheckpointError, match="came from a download"):
-        load_pretrained("evil", target="state_dict", manifest=manifest, progress=False)
+        load_pretrained("evil", target="state_dict", manifest=manifest, progress=False, allow_http=True)
     assert not marker.exists()
 
 
@@ -149,7 +150,9 @@ def test_wrong_sha256_for_a_cached_file_touches_neither_file_nor_network(r18, ca
         )
         assert code == 2 and wrong in err
         with pytest.raises(PinMismatchError, match=wrong):
-            load_pretrained("tiny", target="state_dict", manifest=manifest, sha256=wrong, progress=False)
+            load_pretrained(
+                "tiny", target="state_dict", manifest=manifest, sha256=wrong, progress=False, allow_http=True
+            )
         assert (cached.read_bytes(), cached.stat().st_mtime_ns) == before
         assert len(srv.requests) == 1  # only the first download ever reached the server
         # --force with the wrong hash downloads, fails the check, and still keeps the good copy
@@ -242,7 +245,7 @@ def test_corrupt_cached_file_is_one_line_exit_2_and_force_repairs_it(r18, capsys
         )
         assert (code, out, err) == (2, "", f"sfrik-zoo: error: {expected}\n")
         with pytest.raises(CorruptCacheError) as exc:
-            load_pretrained("tiny", target="state_dict", manifest=manifest, progress=False)
+            load_pretrained("tiny", target="state_dict", manifest=manifest, progress=False, allow_http=True)
         assert str(exc.value) == expected
         assert srv.requests == []
         code, out, _ = run(capsys, "--manifest", manifest, "download", "tiny", "--force", *NET)
@@ -292,13 +295,13 @@ def test_damaged_extracted_checkpoint_is_reported_and_force_extracts_again(r18, 
                 )
             ],
         )
-        sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
+        sd = load_pretrained("full", target="state_dict", manifest=manifest, progress=False, allow_http=True)
         extracted = tmp_path / "cache" / "full" / "ckp_extracted" / "exp" / "last_ckp.pth"
         extracted.write_bytes(b"\0" * 100)
         with pytest.raises(CorruptCacheError, match=r"run `sfrik-zoo download full --force`"):
-            load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
+            load_pretrained("full", target="state_dict", manifest=manifest, progress=False, allow_http=True)
         zoo_download("full", manifest=manifest, force=True, **FAST)
-        again = load_pretrained("full", target="state_dict", manifest=manifest, progress=False)
+        again = load_pretrained("full", target="state_dict", manifest=manifest, progress=False, allow_http=True)
     assert all(torch.equal(sd[k], again[k]) for k in sd)
 
 
@@ -321,6 +324,7 @@ def test_add_writes_the_user_manifest_never_the_packaged_one(r18, capsys, tmp_pa
             "3",
             "--license",
             "MIT",
+            "--allow-http",
         ]
         code, out, _ = run(capsys, "add", "my-r18", *args)
         user = tmp_path / "cache" / "manifest.json"

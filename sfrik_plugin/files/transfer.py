@@ -9,9 +9,15 @@ that the caller can tell a complete file from a cut one. A transfer that stops e
 :class:`TransferError` (:class:`Unreachable` when the host cannot be reached at all). Deciding what
 a complete file is (sizes, checksums, file structure) is the caller's business.
 
+Which URLs it follows (:func:`check_url`): ``https://``, and plain ``http://`` only when the caller
+says so (``allow_http=True``: the md5-checked dataset mirrors; the model zoo only on an explicit
+``--allow-http``). Every redirect is checked the same way before it is followed, so a redirect to
+another scheme (``ftp://``, ``file://``) or from https down to http raises :class:`RefusedURL`
+naming its target, and nothing is written.
+
 Example::
 
-    >>> t = transfer("https://example.org/w.pth", Path("/tmp/w.pth.part"), 30.0, False)  # doctest: +SKIP
+    >>> t = transfer("https://example.org/w.pth", Path("/tmp/w.pth.part"), 30.0, False, allow_http=False)  # doctest: +SKIP
     >>> t.total                                                                            # doctest: +SKIP
     102400
 """
@@ -27,8 +33,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-__all__ = ["USER_AGENT", "Interrupted", "TransferError", "Unreachable", "Transfer", "transfer"]
+__all__ = [
+    "USER_AGENT",
+    "Interrupted",
+    "TransferError",
+    "Unreachable",
+    "RefusedURL",
+    "Transfer",
+    "check_url",
+    "transfer",
+]
 
 USER_AGENT = "sfrik-plugin/1 (+python-urllib)"
 _CHUNK = 1 << 16
@@ -44,6 +60,66 @@ class TransferError(RuntimeError):
 
 class Unreachable(TransferError):
     """The host cannot be reached at all (no network, wrong name, refused connection)."""
+
+
+class RefusedURL(TransferError):
+    """The URL, or a redirect the server answered with, is not one this download may follow.
+
+    ``plain_http`` says whether allowing plain http (``allow_http=True``) would have accepted it.
+    """
+
+    def __init__(self, message: str, url: str, plain_http: bool):
+        super().__init__(message)
+        self.url = url
+        self.plain_http = plain_http
+
+
+def check_url(url: str, allow_http: bool, redirected_from: str | None = None) -> None:
+    """Raise :class:`RefusedURL` unless ``url`` is ``https://`` (or ``http://`` with ``allow_http``).
+
+    ``redirected_from``: the URL whose redirect led to ``url`` (named in the message).
+
+    Example::
+
+        >>> check_url("https://example.org/w.pth", allow_http=False)
+        >>> check_url("ftp://example.org/w.pth", allow_http=True, redirected_from="https://example.org/w")
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.files.transfer.RefusedURL: refused the redirect from https://example.org/w to ftp://example.org/w.pth: a download follows only https:// (and, where allowed, http://) URLs
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and allow_http):
+        return
+    what = f"the redirect from {redirected_from} to {url}" if redirected_from else url
+    if scheme == "http":
+        why = "it goes from https down to plain http" if redirected_from else "it is plain http"
+        raise RefusedURL(
+            f"refused {what}: {why}, which anyone on the network path can alter, and plain http was not allowed",
+            url,
+            plain_http=True,
+        )
+    raise RefusedURL(
+        f"refused {what}: a download follows only https:// (and, where allowed, http://) URLs", url, plain_http=False
+    )
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL :func:`check_url` accepts (urllib alone would follow ``ftp://``)."""
+
+    def __init__(self, allow_http: bool):
+        self.allow_http = allow_http
+
+    def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+        target = headers.get("location") or headers.get("uri")
+        if target:
+            try:
+                check_url(urljoin(req.full_url, target), self.allow_http, redirected_from=req.full_url)
+            except RefusedURL:
+                fp.close()
+                raise
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
 @dataclass
@@ -80,13 +156,15 @@ def _number(text: str | None) -> int | None:
     return int(text) if text is not None and text.strip().isdigit() else None
 
 
-def _open(url: str, offset: int, timeout: float) -> Any:
+def _open(url: str, offset: int, timeout: float, allow_http: bool) -> Any:
     """The response, or a :class:`Transfer` when a resume is answered 416 (nothing left to send)."""
+    check_url(url, allow_http)
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+    opener = urllib.request.build_opener(_CheckedRedirects(allow_http))
     try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
             # nothing beyond what we have; "bytes */N" says how big the whole file is
@@ -99,13 +177,21 @@ def _open(url: str, offset: int, timeout: float) -> Any:
         raise Unreachable(f"cannot reach {url}: {e.reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise Interrupted(f"{type(e).__name__}: {e}") from None
+    if response.geturl() != url:  # every redirect was checked on the way; this holds whatever urllib did
+        try:
+            check_url(response.geturl(), allow_http, redirected_from=url)
+        except RefusedURL:
+            response.close()
+            raise
+    return response
 
 
-def transfer(url: str, part: Path, timeout: float, progress: bool | None) -> Transfer:
+def transfer(url: str, part: Path, timeout: float, progress: bool | None, *, allow_http: bool) -> Transfer:
     """One request that appends to (or restarts) ``part``; see the module docstring.
-    ``progress=None`` shows a bar when standard error is a terminal."""
+    ``progress=None`` shows a bar when standard error is a terminal; ``allow_http`` accepts plain
+    ``http://`` for the URL and its redirects (:func:`check_url`), which every caller must decide."""
     offset = part.stat().st_size if part.exists() else 0
-    response = _open(url, offset, timeout)
+    response = _open(url, offset, timeout, allow_http)
     if isinstance(response, Transfer):
         return response
     with response:

@@ -36,6 +36,7 @@ from .errors import (
     CorruptCacheError,
     PinMismatchError,
     TrustOnFirstUseWarning,
+    UnsafeURLError,
     UnverifiedDownloadWarning,
     ZooDownloadError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "PinMismatchError",
     "TrustOnFirstUseWarning",
     "UnknownModelError",
+    "UnsafeURLError",
     "UnverifiedDownloadWarning",
     "ZooDownloadError",
     "add_user_entry",

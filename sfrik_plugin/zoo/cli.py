@@ -10,8 +10,12 @@ Examples::
     sfrik-zoo add my-model --file my_backbone.pth --url https://host/my_backbone.pth \\
         --dataset cifar100 --epochs 400 --license CC-BY-4.0
 
+Downloads use https only: a plain ``http://`` URL (or a redirect from https down to http) needs
+``--allow-http``, and a redirect to any other scheme is refused.
+
 Exit status: 0 success; 1 the download failed (network, server, checksum: try again); 2 a
-mistake you can fix (the message, one line, says what to do); 130 interrupted.
+mistake you can fix or a refusal (a bad manifest, a plain-http URL without ``--allow-http``, a
+redirect off http(s); the message, one line, says what to do); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -176,6 +180,7 @@ def _download_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         timeout=args.timeout,
         retries=args.retries,
         manifest=args.manifest,
+        allow_http=args.allow_http,
     )
 
 
@@ -261,6 +266,12 @@ def _net_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--retries", type=int, default=3, help="resume attempts after an interruption (default 3)")
     sp.add_argument(
         "--sha256", default=None, help="expected sha256 of the final file (pins it when the manifest has none)"
+    )
+    sp.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="also download from plain http:// URLs (and follow redirects from https to http): anyone on the "
+        "network path can alter such a download; meant for a mirror you control. Without it, http is refused",
     )
     _manifest_option(sp)
 

@@ -18,12 +18,13 @@ import argparse
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..console import InputError
 from .backbone import check_backbone, extract_backbone
 from .catalog import add_user_entry, user_manifest_path
 from .integrity import sha256_file
-from .manifest import AssembledSpec, FileSpec, ModelEntry
+from .manifest import AssembledSpec, FileSpec, ModelEntry, check_url
 from .models import STEMS
 from .reading import read_weights
 
@@ -99,6 +100,13 @@ def _published_files(args: argparse.Namespace) -> tuple[list[FileSpec], Assemble
     """The files, assembled file, architecture, stem, format and kind of the new entry."""
     if len(args.file) != len(args.url):
         raise InputError(f"give one --url per --file ({len(args.file)} files, {len(args.url)} urls)")
+    for url in args.url:
+        check_url(url, "--url")
+        if urlsplit(url).scheme == "http" and not args.allow_http:
+            raise InputError(
+                f"--url {url}: plain http, which anyone on the network path can alter, and every download of it "
+                f"would need --allow-http; publish over https, or pass --allow-http to add it anyway"
+            )
     paths = [Path(p) for p in args.file]
     for p in paths:
         if not p.is_file():
@@ -231,5 +239,6 @@ def add_parser(sub: Any, manifest_option: Any) -> None:
     s.add_argument("--source", default=None, help="URL of the release / run")
     s.add_argument("--cards-dir", default=None, help="where to write the model card (default: <manifest folder>/cards)")
     s.add_argument("--replace", action="store_true", help="overwrite an existing entry (and its card)")
+    s.add_argument("--allow-http", action="store_true", help="accept plain http:// URLs (downloads then need it too)")
     manifest_option(s)
     s.set_defaults(func=cmd_add)

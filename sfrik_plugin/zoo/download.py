@@ -18,7 +18,10 @@ What "safe" means here:
   recorded in the user manifest (:func:`sfrik_plugin.zoo.catalog.record_trusted`), with a loud
   warning that prints the hash; later downloads and cached copies are checked against it;
 * multi-part entries are downloaded part by part and concatenated; parts whose completeness
-  is unknown stay ``.part`` files until the assembled file passes its checks.
+  is unknown stay ``.part`` files until the assembled file passes its checks;
+* only ``https://`` is fetched: plain ``http://`` (a URL, or a redirect from https down to http)
+  needs ``allow_http=True`` (``--allow-http``), and a redirect to any other scheme is refused,
+  naming its target, before a byte is written (:class:`~sfrik_plugin.zoo.errors.UnsafeURLError`).
 
 The cache directory is ``$SFRIK_ZOO_CACHE`` (default ``~/.cache/sfrik-plugin/zoo``), one
 sub-directory per model.  ``SFRIK_ZOO_OFFLINE=1`` forbids any network access.
@@ -111,6 +114,7 @@ def _fetch_single(
     retries: int,
     backoff: float,
     force: bool,
+    allow_http: bool,
 ) -> tuple[Path, dict[str, tuple[int, str]]]:
     """The file of a one-file entry, and ``{filename: (size, sha256)}`` if the manifest lacks its hash."""
     f = entry.files[0]
@@ -127,6 +131,7 @@ def _fetch_single(
         force=force,
         repair_cache=pin is None,  # a hash from the manifest vouches for a replacement, a pin does not
         model=entry.name,
+        allow_http=allow_http,
     )
     if f.sha256 is None and pin is None and not r.confirmed:
         unverified_warning(f"{r.path} (nor could its completeness be checked)", r.sha256)
@@ -145,6 +150,7 @@ def download(
     keep_parts: bool = False,
     manifest: str | os.PathLike | None = None,
     force: bool = False,
+    allow_http: bool = False,
 ) -> Path:
     """Fetch a zoo model into the cache (or find it there) and return the file's path.
 
@@ -152,7 +158,9 @@ def download(
     entries), overriding the manifest. ``manifest`` is the user manifest (models you added,
     hashes recorded on first use). ``force`` downloads again and replaces the cached file once
     the new copy is verified. Multi-part entries download every part, concatenate them in
-    order, verify, and delete the parts unless ``keep_parts``.
+    order, verify, and delete the parts unless ``keep_parts``. URLs must be ``https://``: plain
+    ``http://`` (the URL or a redirect) only with ``allow_http`` (CLI ``--allow-http``), and a
+    redirect to another scheme never (:class:`~sfrik_plugin.zoo.errors.UnsafeURLError`).
 
     Example::
 
@@ -164,7 +172,7 @@ def download(
     pin = check_sha256(sha256, "--sha256")
     try:
         if entry.assembled is None:
-            path, values = _fetch_single(entry, folder, pin, progress, timeout, retries, backoff, force)
+            path, values = _fetch_single(entry, folder, pin, progress, timeout, retries, backoff, force, allow_http)
         else:
             path, values = assemble_parts(
                 entry,
@@ -176,6 +184,7 @@ def download(
                 retries=retries,
                 backoff=backoff,
                 force=force,
+                allow_http=allow_http,
             )
     except ChecksumError as e:
         recorded = {s.recorded_in for s in [*entry.files, entry.assembled] if s is not None and s.recorded_in}

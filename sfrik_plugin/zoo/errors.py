@@ -5,8 +5,9 @@
   transfer is kept as ``<file>.part`` and resumed by the next attempt.
 * :class:`~sfrik_plugin.console.InputError` subclasses: something the user can fix at once;
   ``sfrik-zoo`` prints the message as one line and exits with status 2:
-  :class:`PinMismatchError` (``--sha256`` differs from the cached file, which is kept untouched)
-  and :class:`CorruptCacheError` (a cached file cannot be read).
+  :class:`PinMismatchError` (``--sha256`` differs from the cached file, which is kept untouched),
+  :class:`CorruptCacheError` (a cached file cannot be read) and :class:`UnsafeURLError` (a plain
+  ``http://`` URL without ``--allow-http``, or a redirect off https; also a :class:`ZooDownloadError`).
 * :class:`UnverifiedDownloadWarning` / :class:`TrustOnFirstUseWarning`: a file was accepted
   without a published checksum; ``sfrik-zoo`` prints them as a banner.
 
@@ -26,6 +27,7 @@ __all__ = [
     "ZooDownloadError",
     "ChecksumError",
     "PinMismatchError",
+    "UnsafeURLError",
     "CorruptCacheError",
     "UnverifiedDownloadWarning",
     "TrustOnFirstUseWarning",
@@ -38,6 +40,12 @@ class ZooDownloadError(RuntimeError):
 
 class ChecksumError(ZooDownloadError):
     """The downloaded bytes do not have the expected sha256 (nothing was kept under the final name)."""
+
+
+class UnsafeURLError(ZooDownloadError, InputError):
+    """A model download was refused before any byte arrived: its URL is plain ``http://`` and
+    ``--allow-http`` (``allow_http=True``) was not given, or the server redirected it to another
+    scheme (``ftp://``...) or from https down to http. The message names the URL or the redirect."""
 
 
 class PinMismatchError(InputError):

@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..console import get_logger
-from ..files.transfer import Interrupted, Transfer, TransferError, Unreachable, transfer
-from .errors import ChecksumError, CorruptCacheError, PinMismatchError, UnverifiedDownloadWarning, ZooDownloadError
+from ..files.transfer import Interrupted, RefusedURL, Transfer, TransferError, Unreachable, check_url, transfer
+from .errors import (
+    ChecksumError,
+    CorruptCacheError,
+    PinMismatchError,
+    UnsafeURLError,
+    UnverifiedDownloadWarning,
+    ZooDownloadError,
+)
 from .integrity import Incomplete, Malformed, check_structure, sha256_file, structure_of
 from .manifest import check_sha256
 
@@ -43,6 +50,16 @@ class FetchResult(NamedTuple):
     size: int = 0
     #: the file is known to be whole (size, sha256, the server's stated length, or its structure)
     confirmed: bool = False
+
+
+def _refused(error: RefusedURL) -> UnsafeURLError:
+    """The zoo's one-line refusal of a URL or redirect, saying how to accept plain http when that would help."""
+    how = (
+        "; if you trust the network path (e.g. your own mirror), pass --allow-http (Python: allow_http=True)"
+        if error.plain_http
+        else ""
+    )
+    return UnsafeURLError(f"{error}; nothing was downloaded{how}")
 
 
 def _offline() -> bool:
@@ -137,12 +154,20 @@ def _whole(url: str, part: Path, size: int | None, t: Transfer) -> bool:
 
 
 def _receive(
-    url: str, part: Path, size: int | None, *, timeout: float, progress: bool, retries: int, backoff: float
+    url: str,
+    part: Path,
+    size: int | None,
+    *,
+    timeout: float,
+    progress: bool,
+    retries: int,
+    backoff: float,
+    allow_http: bool,
 ) -> bool:
     failures = 0
     while True:
         try:
-            return _whole(url, part, size, transfer(url, part, timeout, progress))
+            return _whole(url, part, size, transfer(url, part, timeout, progress, allow_http=allow_http))
         except Interrupted as e:
             failures += 1
             kept = part.stat().st_size if part.exists() else 0
@@ -169,6 +194,7 @@ def fetch_url(
     repair_cache: bool = False,
     keep_unconfirmed: bool = False,
     model: str | None = None,
+    allow_http: bool = False,
 ) -> FetchResult:
     """Download ``url`` to ``dest`` safely; return where it is and its sha256.
 
@@ -179,6 +205,9 @@ def fetch_url(
     resumed with HTTP Range up to ``retries`` times; if it still fails, ``dest + '.part'`` is
     kept and the next call resumes from it. ``keep_unconfirmed``: leave a file whose
     completeness cannot be established at ``.part`` (the caller checks it otherwise).
+    ``url`` must be ``https://``; plain ``http://`` only with ``allow_http`` (it applies to every
+    redirect too, and a redirect to another scheme is always refused): :class:`UnsafeURLError`,
+    before any file is created. A file already in the cache needs no network, so no URL check.
 
     Example::
 
@@ -199,14 +228,27 @@ def fetch_url(
     if _offline():
         why = "cannot be downloaded again (--force)" if dest.exists() else "is not in the cache"
         raise ZooDownloadError(f"{OFFLINE_ENV} is set and {dest} {why} (source: {url})")
+    try:
+        check_url(url, allow_http)
+    except RefusedURL as e:
+        raise _refused(e) from None
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     if force and part.exists():
         part.unlink()  # a forced download trusts nothing left over
     try:
         confirmed = _receive(
-            url, part, size, timeout=timeout, progress=progress, retries=retries, backoff=max(backoff, 0.0)
+            url,
+            part,
+            size,
+            timeout=timeout,
+            progress=progress,
+            retries=retries,
+            backoff=max(backoff, 0.0),
+            allow_http=allow_http,
         )
+    except RefusedURL as e:  # a redirect: nothing of it was written
+        raise _refused(e) from None
     except Unreachable as e:
         raise ZooDownloadError(f"{e}. Check the network (or, offline, put the file at {dest})") from None
     except TransferError as e:

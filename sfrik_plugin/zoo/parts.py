@@ -76,6 +76,7 @@ def assemble_parts(
     retries: int = 3,
     backoff: float = 1.0,
     force: bool = False,
+    allow_http: bool = False,
 ) -> tuple[Path, dict[str, tuple[int, str]]]:
     """The assembled file of a multi-part ``entry`` in ``folder`` (downloaded if needed).
 
@@ -108,6 +109,7 @@ def assemble_parts(
                 repair_cache=True,
                 keep_unconfirmed=True,
                 model=entry.name,
+                allow_http=allow_http,
             )
             for f in entry.files
         ]
