@@ -86,6 +86,59 @@ def test_downloads_are_refused_even_with_trust_pickle(malicious, tmp_path):
     assert not marker.exists()
 
 
+def _links(tmp_path, own):
+    """Symbolic links that reach ``own`` (a file outside any cache) through a marked cache, or that
+    reach a copy of it inside the cache from outside: {description: link path}."""
+    cache = mark_download_cache(tmp_path / "cache")
+    (cache / "m").mkdir()
+    inside = cache / "m" / "copy.pth"
+    inside.write_bytes(own.read_bytes())
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    links = {
+        "in the cache, to a file outside": cache / "m" / "out.pth",
+        "in the cache, relative, to a file outside": cache / "m" / "rel.pth",
+        "a folder in the cache, to a folder outside": cache / "m" / "folder" / own.name,
+        "outside, to a file in the cache": outside / "in.pth",
+        "outside, to a link in the cache, to a file outside": outside / "chain.pth",
+        "a folder outside, to a folder in the cache": outside / "folder" / "copy.pth",
+    }
+    links["in the cache, to a file outside"].symlink_to(own)
+    links["in the cache, relative, to a file outside"].symlink_to(os.path.relpath(own, cache / "m"))
+    (cache / "m" / "folder").symlink_to(own.parent, target_is_directory=True)
+    links["outside, to a file in the cache"].symlink_to(inside)
+    links["outside, to a link in the cache, to a file outside"].symlink_to(links["in the cache, to a file outside"])
+    (outside / "folder").symlink_to(cache / "m", target_is_directory=True)
+    return links
+
+
+def test_the_cache_rule_holds_for_the_path_as_given_and_as_resolved(malicious, tmp_path):
+    """Before issue 19 the rule looked at the resolved path only: a link in the cache to a file outside escaped it."""
+    path, marker = malicious
+    for what, link in _links(tmp_path, path).items():
+        assert is_download(link), what
+        with pytest.raises(UntrustedCheckpointError, match="never applies to downloads"):
+            load_checkpoint(link, trust_pickle=True)
+        assert not marker.exists(), what
+    # the same rule by the default cache ($SFRIK_ZOO_CACHE), which carries no marker of its own
+    default = tmp_path / "zoo-cache" / "some-model"
+    default.mkdir(parents=True)
+    (default / "out.pth").symlink_to(path)
+    with pytest.raises(UntrustedCheckpointError, match="never applies to downloads"):
+        load_checkpoint(default / "out.pth", trust_pickle=True)
+    assert not marker.exists()
+
+
+def test_links_that_never_touch_a_cache_keep_trust_pickle(tmp_path):
+    path = tmp_path / "mine" / "own.ckpt"
+    path.parent.mkdir()
+    torch.save({"callbacks": Opaque()}, path)
+    link = tmp_path / "link.ckpt"
+    link.symlink_to(path)
+    mark_download_cache(tmp_path / "cache")  # a cache elsewhere changes nothing
+    assert not is_download(link) and load_checkpoint(link, trust_pickle=True)["callbacks"].value == 7
+
+
 def test_download_cache_root_and_marker(tmp_path):
     root = mark_download_cache(tmp_path / "c")
     assert (root / CACHE_MARKER).is_file()

@@ -514,3 +514,22 @@ def test_add_refuses_a_bad_assembled_file_name(capsys, tmp_path):
 def test_the_packaged_manifest_is_strictly_valid_and_all_https():
     for entry in catalog.load_manifest(MANIFEST_PATH).values():
         assert all(f.url.startswith("https://") for f in entry.files)
+
+
+def test_a_link_in_the_cache_to_a_file_outside_is_still_a_download(capsys, tmp_path):
+    """Issue 19: --trust-pickle looked at the resolved path only, so such a link escaped the cache rule."""
+    marker = tmp_path / "PAYLOAD-RAN"
+    own = tmp_path / "outside" / "evil.pth"
+    own.parent.mkdir()
+    own.write_bytes(torch_bytes({"conv1.weight": torch.zeros(64, 3, 7, 7), "x": MarkerPayload(marker)}))
+    folder = tmp_path / "cache" / "some-model"
+    folder.mkdir(parents=True)
+    (folder / "w.pth").symlink_to(own)
+    code, out, err = run(
+        capsys, "convert", folder / "w.pth", "--to", "timm", "-o", tmp_path / "o.pth", "--trust-pickle"
+    )
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "never applies to downloads" in err
+    assert not marker.exists() and not (tmp_path / "o.pth").exists()
+    own.write_bytes(b"\0" * 100)  # and an unreadable one names the model whose cache holds the link
+    code, _, err = run(capsys, "convert", folder / "w.pth", "--to", "timm", "-o", tmp_path / "o.pth")
+    assert code == 2 and "`sfrik-zoo download some-model --force`" in err

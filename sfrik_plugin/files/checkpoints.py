@@ -10,7 +10,9 @@ goes through :func:`load_checkpoint`:
   you made yourself;
 * that opt-in never applies to a download: files under the model-zoo cache, under any folder the
   zoo marked as a download cache (a ``.sfrik-zoo-cache`` file, see :func:`mark_download_cache`), or
-  loaded with ``downloaded=True`` are refused even with it;
+  loaded with ``downloaded=True`` are refused even with it. "Under" holds for the path as given
+  *and* as resolved: a symbolic link in a cache pointing out of it, or one pointing into a cache
+  from outside, is still a download (:func:`cache_location`);
 * a file that is not a readable checkpoint (truncated, corrupt, not PyTorch at all) raises
   :class:`CheckpointReadError` naming it, instead of torch's internal error.
 
@@ -47,6 +49,7 @@ __all__ = [
     "is_download",
     "CACHE_MARKER",
     "mark_download_cache",
+    "cache_location",
     "download_cache_root",
     "CheckpointError",
     "UntrustedCheckpointError",
@@ -98,31 +101,77 @@ def mark_download_cache(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _places(path: str | os.PathLike) -> list[Path]:
+    """Every path by which ``path`` reaches its file: as given (absolute, links kept), with its folder
+    resolved, each symbolic link it goes through, and fully resolved."""
+    given = Path(os.path.abspath(Path(path).expanduser()))
+    places = [given]
+    hop = given
+    for _ in range(40):  # a longer chain of links is a loop
+        try:
+            hop = hop.parent.resolve() / hop.name
+            places.append(hop)
+            if not hop.is_symlink():
+                break
+            hop = Path(os.path.abspath(hop.parent / os.readlink(hop)))
+        except (OSError, RuntimeError):  # unreadable, or a loop: the places found so far still count
+            break
+        places.append(hop)
+    try:
+        places.append(given.resolve())
+    except (OSError, RuntimeError):
+        pass
+    return list(dict.fromkeys(places))
+
+
+def cache_location(path: str | os.PathLike) -> tuple[Path, Path] | None:
+    """``(cache folder, path through it)`` for the first way ``path`` lies inside a download cache, else ``None``.
+
+    The rule holds for the path *as given and as resolved*: a symbolic link inside a cache that
+    points out of it, and one outside that points into it, both count as inside (and so does a
+    chain of links passing through a cache).
+
+    Example:
+        >>> cache_location("/") is None
+        True
+    """
+    default = download_cache_dir()
+    configured = Path(os.path.abspath(Path(os.environ.get(DOWNLOAD_CACHE_ENV) or DEFAULT_DOWNLOAD_CACHE).expanduser()))
+    for place in _places(path):
+        for root in dict.fromkeys((default, configured)):
+            if place == root or root in place.parents:
+                return root, place
+        for folder in place.parents:
+            if (folder / CACHE_MARKER).is_file():
+                return folder, place
+    return None
+
+
 def download_cache_root(path: str | os.PathLike) -> Path | None:
-    """The download cache that holds ``path`` (the default one, or a marked folder), else ``None``.
+    """The download cache that holds ``path`` (the default one, or a marked folder), else ``None``;
+    see :func:`cache_location` for what "holds" means with symbolic links.
 
     Example:
         >>> download_cache_root("/") is None
         True
     """
-    resolved = Path(path).expanduser().resolve()
-    default = download_cache_dir()
-    if resolved == default or default in resolved.parents:
-        return default
-    for folder in resolved.parents:
-        if (folder / CACHE_MARKER).is_file():
-            return folder
-    return None
+    found = cache_location(path)
+    if found is None:
+        return None
+    try:
+        return found[0].resolve()
+    except (OSError, RuntimeError):
+        return found[0]
 
 
 def is_download(path: str | os.PathLike) -> bool:
-    """Whether ``path`` lies inside a download cache (resolving symbolic links).
+    """Whether ``path`` lies inside a download cache, as given or as resolved (:func:`cache_location`).
 
     Example:
         >>> is_download(download_cache_dir() / "some-model" / "w.pth")
         True
     """
-    return download_cache_root(path) is not None
+    return cache_location(path) is not None
 
 
 class CheckpointError(InputError):

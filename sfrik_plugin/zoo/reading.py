@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..files.checkpoints import CheckpointReadError, download_cache_root, load_checkpoint
+from ..files.checkpoints import CheckpointReadError, cache_location, load_checkpoint
 from .errors import CorruptCacheError
 
 __all__ = ["read_weights", "model_of_cached_file"]
@@ -31,10 +31,11 @@ def model_of_cached_file(path: str | os.PathLike) -> str | None:
         >>> model_of_cached_file("/nowhere/w.pth") is None
         True
     """
-    root = download_cache_root(path)
-    if root is None:
+    found = cache_location(path)
+    if found is None:
         return None
-    parts = Path(path).expanduser().resolve().relative_to(root).parts
+    root, place = found
+    parts = place.relative_to(root).parts
     return parts[0] if len(parts) > 1 else None
 
 
@@ -49,7 +50,7 @@ def read_weights(path: str | os.PathLike, *, model: str | None = None, trust_pic
         CorruptCacheError: a cached file is truncated or corrupt.
         CheckpointReadError: any other file is missing or unreadable.
     """
-    downloaded = model is not None or download_cache_root(path) is not None
+    downloaded = model is not None or cache_location(path) is not None
     try:
         return load_checkpoint(path, trust_pickle=trust_pickle, downloaded=downloaded)
     except CheckpointReadError:
