@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..console import InputError, get_logger
+from .config import _GROUP_FOLDERS as GROUP_FOLDERS  # the option-group folders of a config folder
 from .config import CONFIG_ROOT, packaged_configs, quote_override
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "split_argv",
     "rewrite_argv",
     "names_a_config",
+    "general_help",
     "no_config_message",
     "count_devices",
+    "precision_used",
     "parse_with_devices",
 ]
 
@@ -129,6 +132,45 @@ def no_config_message(kind: str) -> str:
     )
 
 
+def general_help(argv: Sequence[str], kind: str) -> str | None:
+    """The help of ``sfrik-<kind> --help`` without a config: the shipped configs named as
+    ``--config-name`` takes them, each dataset folder's option groups as overrides take them
+    (``augmentations=asymmetric_multicrop``), and how to see one config's keys. None when the command
+    line names a config (hydra then shows that config) or asks for no help.
+
+    Example:
+        >>> print(general_help(["--help"], "pretrain"))  # doctest: +ELLIPSIS
+        usage: sfrik-pretrain --config-name NAME [key=value ...]...
+          custom/sfrik...
+    """
+    options, flags, _ = split_argv(argv)
+    if "name" in options or not any(flag in ("--help", "-h") for flag in flags):
+        return None
+    lines = [
+        f"usage: sfrik-{kind} --config-name NAME [key=value ...]  (a shipped config)",
+        f"       sfrik-{kind} --config-path DIR --config-name NAME [key=value ...]  (your own)",
+        "",
+        "Shipped configs (--config-name NAME):",
+        *(f"  {name}" for name in packaged_configs(kind)),
+    ]
+    root = CONFIG_ROOT / kind
+    groups = []
+    for group in sorted(g for g in root.rglob("*") if g.is_dir() and g.name in GROUP_FOLDERS):
+        where = group.parent.relative_to(root).as_posix()
+        choices = ", ".join(sorted(f.stem for f in group.glob("*.yaml")))
+        groups.append(f"  {'' if where == '.' else where + '/'}*: {group.name}={{{choices}}}")
+    if groups:
+        lines += ["", "Option groups of those configs (key=option):", *groups]
+    names = packaged_configs(kind)
+    example = next((n for n in names if n.endswith("sfrik")), names[0])
+    lines += [
+        "",
+        f"Every key of one config and its value: sfrik-{kind} --config-name {example} --help",
+        "hydra's own options: --hydra-help",
+    ]
+    return "\n".join(lines)
+
+
 def count_devices(devices: Any, accelerator: Any) -> int:
     """How many processes a Lightning ``devices`` value asks for on ``accelerator``.
 
@@ -161,6 +203,51 @@ def count_devices(devices: Any, accelerator: Any) -> int:
     return count
 
 
+#: Lightning's precisions, its older spellings mapped to the current ones
+_PRECISIONS = {
+    "16": "16-mixed",
+    "bf16": "bf16-mixed",
+    "32": "32-true",
+    "64": "64-true",
+    **{p: p for p in ("16-mixed", "bf16-mixed", "16-true", "bf16-true", "32-true", "64-true")},
+    **{p: p for p in ("transformer-engine", "transformer-engine-float16")},
+}
+
+
+def _runs_on_cpu(accelerator: Any) -> bool:
+    if str(accelerator) == "cpu":
+        return True
+    if str(accelerator) != "auto":
+        return False
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+
+
+def precision_used(precision: Any, accelerator: Any) -> str:
+    """The precision a run trains in, in Lightning's own spelling, so that the config (and the
+    ``args.json`` written from it) records what is used. On CPU, where Lightning would silently
+    turn float16 mixed precision into bfloat16, float16 (``16-mixed``, the GPU configs' default)
+    becomes ``32-true``, with one line saying so; ``bf16-mixed`` stays available on purpose.
+
+    Example:
+        >>> precision_used("16-mixed", "cpu"), precision_used(32, "cpu"), precision_used("bf16", "gpu")
+        ('32-true', '32-true', 'bf16-mixed')
+    """
+    unified = _PRECISIONS.get(str(precision), str(precision))
+    if unified not in _PRECISIONS.values():
+        allowed = ", ".join(sorted(set(_PRECISIONS.values())))
+        raise InputError(f"precision={precision!r} is not a Lightning precision; choose from {allowed}")
+    if unified == "16-mixed" and _runs_on_cpu(accelerator):
+        log.info(
+            "precision=%s: Lightning has no float16 mixed precision on CPU; training in 32-true "
+            "(precision=bf16-mixed for bfloat16)",
+            precision,
+        )
+        return "32-true"
+    return unified
+
+
 def parse_with_devices(cfg: Any, parse_cfg: Callable[[Any], Any]) -> Any:
     """Runs solo-learn's ``parse_cfg`` (which needs ``len(cfg.devices)`` for the lr scaling) with
     any ``devices`` form, then gives Lightning a form it takes; turns sync-BN off on CPU and picks
@@ -182,6 +269,8 @@ def parse_with_devices(cfg: Any, parse_cfg: Callable[[Any], Any]) -> Any:
             cfg.sync_batchnorm = False
     else:
         cfg.devices = original
+    if "precision" in cfg:
+        cfg.precision = precision_used(cfg.precision, accelerator)
     if cfg.get("strategy") is None:
         cfg.strategy = "ddp" if n * cfg.num_nodes > 1 else "auto"
     return cfg

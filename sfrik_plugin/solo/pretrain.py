@@ -25,7 +25,7 @@ from .runtime import (
     resume_checkpoint,
 )
 
-__all__ = ["run_pretrain", "check_memory"]
+__all__ = ["run_pretrain", "check_memory", "check_knn_eval"]
 
 log = get_logger(__name__)
 
@@ -75,6 +75,21 @@ def check_memory(cfg: Any) -> None:
         )
 
 
+def check_knn_eval(cfg: Any) -> None:
+    """solo-learn's online kNN (``knn_eval.enabled``) counts the classes from the validation labels
+    it has seen, so a partial validation set ends in an index error after the first epoch: refuse
+    it before training."""
+    limit = cfg.get("limit_val_batches")
+    whole = limit is None or (isinstance(limit, float) and limit == 1.0) or limit == 0  # (0: no validation)
+    if whole or not cfg.get("knn_eval", {}).get("enabled", False):
+        return
+    raise InputError(
+        f"knn_eval.enabled=True needs the whole validation set (solo-learn counts the classes from the "
+        f"validation labels it sees) but limit_val_batches={limit}: drop limit_val_batches, or use "
+        "knn_eval.enabled=False and `sfrik-knn` after training"
+    )
+
+
 def run_pretrain(cfg: Any) -> dict[str, Any]:
     """Pretrains ``METHODS[cfg.method]``; returns ``{"trainer", "model", "checkpoint", "metrics"}``
     (``checkpoint``: the last checkpoint written, or the one resumed when nothing was left to do)."""
@@ -86,6 +101,7 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
     from solo.utils.misc import make_contiguous
 
     from . import register
+    from .backbones import fit_backbone_to_crops
     from .launch import parse_with_devices
     from .method import check_sfrik_method_kwargs
     from .unlabelled import label_masked
@@ -107,6 +123,8 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
         )
     if cfg.data.format == "dali":
         raise InputError("data.format=dali is not supported by sfrik-pretrain; use image_folder or h5")
+    fit_backbone_to_crops(cfg)  # a ViT gets the crop size (and a patch size) unless they are set
+    check_knn_eval(cfg)
     check_memory(cfg)
 
     seed_everything(cfg.seed)
