@@ -2,6 +2,8 @@
 never for downloads, and a clear error naming the file for anything unreadable."""
 
 import os
+import pickle
+import warnings
 
 import pytest
 import torch
@@ -184,3 +186,40 @@ def test_save_checkpoint_is_atomic_and_round_trips(tmp_path):
     path = save_checkpoint({"w": torch.arange(3)}, tmp_path / "sub" / "w.pt")
     assert torch.equal(load_checkpoint(path)["w"], torch.arange(3))
     assert sorted(p.name for p in path.parent.iterdir()) == ["w.pt"]  # no temporary file left
+
+
+# ------------------------------------------------------------------ pickles torch does not write (issue 19)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_a_plain_pickle_is_one_clear_error_without_torchs_warning(protocol, tmp_path):
+    """Before issue 19, torch printed a two-line UserWarning about the protocol before our refusal."""
+    path = tmp_path / "plain.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"w": [1.0, 2.0]}, handle, protocol=protocol)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for trust in (False, True):
+            with pytest.raises(CheckpointReadError) as err:
+                load_checkpoint(path, trust_pickle=trust)
+            assert str(err.value) == (
+                f"{path} is not a PyTorch checkpoint: it is a plain pickle (protocol {protocol}), not a file written "
+                "by torch.save; save the weights with torch.save (a state_dict of tensors)"
+            )
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_torch_files_with_any_pickle_protocol_load_or_fail_quietly(protocol, zip_format, tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.arange(3)}, path, pickle_protocol=protocol, _use_new_zipfile_serialization=zip_format)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            loaded = load_checkpoint(path)
+        except CheckpointReadError as err:  # torch 2.14's weights-only reader has no FRAME (protocol >= 4)
+            assert protocol >= 4 and str(path) in str(err) and "plain pickle" not in str(err)
+        else:
+            assert torch.equal(loaded["w"], torch.arange(3))
+    assert [str(w.message) for w in caught] == []

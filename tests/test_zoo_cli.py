@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,8 +13,10 @@ import torchvision
 from sfrik_plugin.zoo.cli import main
 
 try:
+    from tests._subprocesses import checkout_env
     from tests._zoo_helpers import FileServer, entry_dict, randomize_, refused_url, write_manifest
 except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
+    from _subprocesses import checkout_env
     from _zoo_helpers import FileServer, entry_dict, randomize_, refused_url, write_manifest
 
 # the test server is plain http on 127.0.0.1: every download opts in to http explicitly
@@ -392,3 +397,18 @@ def test_add_refuses_a_plain_http_url_without_allow_http(r18_bytes, capsys, tmp_
     assert code == 2 and "must be an https:// URL" in err
     assert not (tmp_path / "cache" / "manifest.json").exists()
     assert run(capsys, *argv, "--url", "http://host/b.pth", "--allow-http")[0] == 0
+
+
+def test_convert_of_a_plain_pickle_prints_exactly_the_one_line_refusal(tmp_path):
+    """Issue 19: the refusal came after two lines of torch's UserWarning about the pickle protocol.
+    A real process, so that what reaches the terminal is what is checked."""
+    path = tmp_path / "p4.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"conv1.weight": [0.0] * 4}, handle, protocol=4)
+    argv = [sys.executable, "-m", "sfrik_plugin.zoo.cli", "convert", str(path), "--to", "timm", "-o", "o.pth"]
+    r = subprocess.run(argv, capture_output=True, text=True, env=checkout_env(), cwd=tmp_path, timeout=300)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        f"sfrik-zoo: error: {path} is not a PyTorch checkpoint: it is a plain pickle (protocol 4), not a file "
+        "written by torch.save; save the weights with torch.save (a state_dict of tensors)\n"
+    )

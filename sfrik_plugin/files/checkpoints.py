@@ -29,11 +29,14 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
 import re
 import struct
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,9 @@ DEFAULT_DOWNLOAD_CACHE = Path("~/.cache/sfrik-plugin/zoo")
 #: a file of this name marks a folder as a download cache (the zoo writes it into every cache it
 #: fills, also ``--cache DIR``): every file below it counts as a download
 CACHE_MARKER = ".sfrik-zoo-cache"
+
+#: the first object of every legacy (pre-zip) file torch.save writes
+_TORCH_MAGIC_NUMBER = getattr(torch.serialization, "MAGIC_NUMBER", 0x1950A86A20F9469CFC6C)
 
 # What torch's weights-only unpickler says when a well-formed file holds objects it will not build.
 # torch prefixes *every* unpickling error with "Weights only load failed" (garbage bytes included,
@@ -190,6 +196,27 @@ class CheckpointReadError(CheckpointError):
     """The file is missing, truncated, corrupt or not a PyTorch checkpoint."""
 
 
+def _plain_pickle_protocol(path: Path) -> int | None:
+    """The protocol of a file that is a pickle but not one torch.save wrote, else ``None``.
+
+    A legacy (pre-zip) PyTorch file is a pickle too, but its first object is torch's magic number;
+    anything else that starts with a pickle protocol mark is a plain ``pickle.dump``, which
+    ``torch.load`` cannot read. The opcodes are only parsed (``pickletools``), never executed.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if len(head) < 2 or head[0] != pickle.PROTO[0]:
+        return None  # a zip archive (torch >= 1.6), an old protocol, or no pickle at all: torch decides
+    try:
+        for opcode, argument, _ in pickletools.genops(io.BytesIO(head)):
+            if opcode.name in ("PROTO", "FRAME", "MEMOIZE"):
+                continue
+            return None if (opcode.name == "LONG1" and argument == _TORCH_MAGIC_NUMBER) else head[1]
+    except ValueError:  # cut inside the first opcodes, or not a pickle after all: torch decides
+        return None
+    return None
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
@@ -278,8 +305,24 @@ def load_checkpoint(
         raise CheckpointReadError(f"checkpoint {path} does not exist (or is not a file)", path)
     if path.stat().st_size == 0:
         raise CheckpointReadError(f"checkpoint {path} is empty (0 bytes): not a checkpoint", path)
+    protocol = _plain_pickle_protocol(path)
+    if protocol is not None:  # torch cannot read it at all: say so without handing it over
+        raise CheckpointReadError(
+            f"{path} is not a PyTorch checkpoint: it is a plain pickle (protocol {protocol}), not a file written by "
+            f"torch.save; save the weights with torch.save (a state_dict of tensors)",
+            path,
+        )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch's weights-only reader warns about any pickle protocol but 2, including files torch.save
+            # wrote with pickle_protocol=3..5; it then either loads them or fails, which we report in one line
+            warnings.filterwarnings(
+                "ignore",
+                message=r"Detected pickle protocol \d+ in the checkpoint",
+                category=UserWarning,
+                module=r"torch\.",  # reported from torch.serialization or torch._weights_only_unpickler
+            )
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         detail = _reason(error)
         if not any(marker in str(error) for marker in _UNTRUSTED_MARKERS) or _names_a_missing_global(error):
