@@ -226,9 +226,10 @@ def _runs_on_cpu(accelerator: Any) -> bool:
 
 def precision_used(precision: Any, accelerator: Any) -> str:
     """The precision a run trains in, in Lightning's own spelling, so that the config (and the
-    ``args.json`` written from it) records what is used. On CPU, where Lightning would silently
-    turn float16 mixed precision into bfloat16, float16 (``16-mixed``, the GPU configs' default)
-    becomes ``32-true``, with one line saying so; ``bf16-mixed`` stays available on purpose.
+    ``args.json`` written from it) records what is used. On CPU, where Lightning would train
+    float16 mixed precision (``16-mixed``, the GPU configs' default) as bfloat16 while the config
+    still said ``16-mixed``, it becomes ``32-true``, with one line saying so; ``bf16-mixed`` stays
+    available on purpose.
 
     Example:
         >>> precision_used("16-mixed", "cpu"), precision_used(32, "cpu"), precision_used("bf16", "gpu")
