@@ -74,10 +74,16 @@ def quote_override(override: str) -> str:
 
 def compose_config(kind: str, name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> Any:
     """A config as the launchers read it: packaged ``kind``/``name`` (or ``name`` inside your own
-    ``config_dir``) with hydra ``overrides``; struct mode off, as solo-learn's parsing expects."""
+    ``config_dir``) with hydra ``overrides``; struct mode off, as solo-learn's parsing expects.
+
+    Every key is checked as the launchers check it (:mod:`.known_keys`): a key that neither
+    solo-learn nor this adapter reads raises :class:`~sfrik_plugin.console.InputError` naming it
+    and the closest known key."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
+
+    from .known_keys import check_config_keys
 
     if config_dir is None:
         folder, leaf = config_location(kind, name)
@@ -87,4 +93,5 @@ def compose_config(kind: str, name: str, overrides: Sequence[str] = (), config_d
     with initialize_config_dir(config_dir=str(folder), version_base="1.2"):
         cfg = compose(config_name=leaf, overrides=[quote_override(o) for o in overrides])
     OmegaConf.set_struct(cfg, False)
+    check_config_keys(kind, cfg)
     return cfg

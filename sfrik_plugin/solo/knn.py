@@ -14,7 +14,7 @@ from ..console import InputError, get_logger
 from ..data.transforms import eval_transform
 from ..files.checkpoints import load_checkpoint
 from ..files.records import write_json
-from .loaders import check_data_paths, cifar_like, mean_std
+from .loaders import check_data_paths, cifar_like, image_loader, mean_std
 
 __all__ = ["find_pretrain_checkpoint", "run_knn"]
 
@@ -51,14 +51,16 @@ def run_knn(cfg: Any) -> dict[str, Any]:
     returns ``{"results": [{"feature_type", "k", "distance_fx", "T", "acc1", "acc5"}, ...]}``."""
     import torch
     from omegaconf import OmegaConf
-    from solo.data.classification_dataloader import prepare_dataloaders, prepare_datasets, prepare_transforms
+    from solo.data.classification_dataloader import prepare_datasets, prepare_transforms
     from solo.methods import METHODS
     from solo.utils.knn import WeightedKNNClassifier
 
     from . import register
+    from .known_keys import check_config_keys
 
     register()
     OmegaConf.set_struct(cfg, False)
+    check_config_keys("knn", cfg)  # a typo is an error, not a default
     ckpt, args_path = find_pretrain_checkpoint(cfg)
     method_cfg = OmegaConf.create(json.loads(args_path.read_text()))
     OmegaConf.set_struct(method_cfg, False)
@@ -97,8 +99,8 @@ def run_knn(cfg: Any) -> dict[str, Any]:
         data_format=data.format,
     )
     workers = cfg.data.get("num_workers", 0)
-    _, val_loader = prepare_dataloaders(train_ds, val_ds, batch_size=cfg.batch_size, num_workers=workers)
-    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=workers)
+    train_loader = image_loader(train_ds, cfg.batch_size, workers, train=False)  # every neighbour, in order
+    val_loader = image_loader(val_ds, cfg.batch_size, workers, train=False)
 
     @torch.no_grad()
     def features(loader: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -65,10 +65,12 @@ def run_linear(cfg: Any) -> dict[str, Any]:
     from solo.utils.misc import make_contiguous
 
     from . import register
+    from .known_keys import check_config_keys
     from .launch import parse_with_devices
 
     register()
     OmegaConf.set_struct(cfg, False)
+    check_config_keys("linear", cfg)  # a typo is an error, not a default
     weights = cfg.get("pretrained_feature_extractor")
     if weights in (None, "None", "???") or not Path(str(weights)).is_file():
         raise InputError(f"pretrained_feature_extractor must be an existing checkpoint file, got {weights!r}")

@@ -12,6 +12,9 @@
   process): many times faster for small images on a CPU, same (seed, epoch) reproducibility.
 * Custom and ImageNet validation images are resized for the pretraining crop size (solo-learn
   would resize them to 224 px whatever the crop).
+* Every loader pins host memory only when there is a CUDA device to copy to: solo-learn's own
+  loaders always pin, which on a CPU-only machine earns torch's ``pin_memory`` warning and nothing
+  else, so the loaders are built here (:func:`image_loader`) around solo-learn's datasets.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ __all__ = [
     "pretrain_train_loader",
     "pretrain_val_loader",
     "classification_loaders",
+    "pin_memory",
+    "image_loader",
 ]
 
 log = get_logger(__name__)
@@ -48,6 +53,35 @@ def mean_std(dataset: str, aug: Any) -> tuple[tuple[float, ...], tuple[float, ..
     if dataset in ("imagenet", "imagenet100") or aug is None:
         return IMAGENET_MEAN, IMAGENET_STD
     return tuple(aug.get("mean", IMAGENET_MEAN)), tuple(aug.get("std", IMAGENET_STD))
+
+
+def pin_memory() -> bool:
+    """Whether loaders pin host memory: only with a CUDA device to copy the batches to."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def image_loader(dataset: Any, batch_size: int, num_workers: int, *, train: bool) -> Any:
+    """A DataLoader of a labelled dataset: for training shuffled, the last partial batch dropped
+    (solo-learn's choice for its training loaders); otherwise every image, in order.
+
+    Example:
+        >>> import torch
+        >>> images = torch.utils.data.TensorDataset(torch.zeros(5, 3, 4, 4), torch.arange(5))
+        >>> [len(y) for _, y in image_loader(images, 2, 0, train=False)], len(image_loader(images, 2, 0, train=True))
+        ([2, 2, 1], 2)
+    """
+    import torch
+
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=num_workers,
+        pin_memory=pin_memory(),
+        drop_last=train,
+    )
 
 
 def check_data_paths(data: Any, *, train_labelled: bool, min_classes: int = 2) -> None:
@@ -97,7 +131,6 @@ def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = Non
     or the in-memory batched-augmentation loader with ``data.fast_augment=true``."""
     if cfg.data.get("fast_augment", False):
         return fast_train_loader(cfg)
-    import torch
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
         NCropAugmentation,
@@ -124,7 +157,7 @@ def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = Non
         batch_size=cfg.optimizer.batch_size,
         shuffle=True,
         num_workers=cfg.data.num_workers,
-        pin_memory=torch.cuda.is_available(),  # pinning without an accelerator only earns a warning
+        pin_memory=pin_memory(),
         drop_last=True,
         seed=cfg.seed,
         epoch_source=epoch_source,
@@ -133,7 +166,7 @@ def pretrain_train_loader(cfg: Any, epoch_source: Callable[[], int] | None = Non
 
 def pretrain_val_loader(cfg: Any) -> Any:
     """The online-evaluation loader (None without labelled validation data)."""
-    from solo.data.classification_dataloader import prepare_data, prepare_dataloaders, prepare_datasets
+    from solo.data.classification_dataloader import prepare_data, prepare_datasets
 
     dataset = cfg.data.dataset
     if cfg.data.val_path is None and dataset in _FOLDER_DATASETS:
@@ -149,8 +182,8 @@ def pretrain_val_loader(cfg: Any) -> Any:
             data_format=data_format,
             batch_size=cfg.optimizer.batch_size,
             num_workers=cfg.data.num_workers,
-        )
-        return val_loader
+        )  # solo-learn's own (pinned) loader is never iterated: its dataset goes into ours
+        return image_loader(val_loader.dataset, cfg.optimizer.batch_size, cfg.data.num_workers, train=False)
     aug = cfg.augmentations[0]
     transform = eval_transform(int(aug.crop_size), *mean_std(dataset, aug))
     _, val_dataset = prepare_datasets(
@@ -161,20 +194,18 @@ def pretrain_val_loader(cfg: Any) -> Any:
         val_data_path=cfg.data.val_path,
         data_format=data_format,
     )
-    # prepare_dataloaders builds both loaders; only the validation one is used here
-    _, val_loader = prepare_dataloaders(
-        _checked(val_dataset), val_dataset, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
-    )
-    return val_loader
+    return image_loader(_checked(val_dataset), cfg.optimizer.batch_size, cfg.data.num_workers, train=False)
 
 
 def classification_loaders(cfg: Any, train_transform: Any = None, val_transform: Any = None) -> tuple[Any, Any]:
     """Train and validation loaders of a labelled dataset (linear evaluation)."""
-    from solo.data.classification_dataloader import prepare_data, prepare_dataloaders, prepare_datasets
+    from solo.data.classification_dataloader import prepare_data, prepare_datasets
 
+    batch_size, workers = cfg.optimizer.batch_size, cfg.data.num_workers
     data_format = "image_folder" if cfg.data.format == "dali" else cfg.data.format
     if cifar_like(cfg.data.dataset):
-        return prepare_data(
+        # solo-learn's transforms (and auto_augment) on its datasets; its pinned loaders are never iterated
+        solo_train, solo_val = prepare_data(
             cfg.data.dataset,
             train_data_path=cfg.data.train_path,
             val_data_path=cfg.data.val_path,
@@ -182,6 +213,10 @@ def classification_loaders(cfg: Any, train_transform: Any = None, val_transform:
             batch_size=cfg.optimizer.batch_size,
             num_workers=cfg.data.num_workers,
             auto_augment=cfg.get("auto_augment", False),
+        )
+        train_dataset, val_dataset = solo_train.dataset, solo_val.dataset
+        return image_loader(train_dataset, batch_size, workers, train=True), image_loader(
+            val_dataset, batch_size, workers, train=False
         )
     train_dataset, val_dataset = prepare_datasets(
         cfg.data.dataset,
@@ -192,9 +227,7 @@ def classification_loaders(cfg: Any, train_transform: Any = None, val_transform:
         data_format=data_format,
         data_fraction=cfg.data.fraction,
     )
-    return prepare_dataloaders(
-        _checked(train_dataset),
-        _checked(val_dataset),
-        batch_size=cfg.optimizer.batch_size,
-        num_workers=cfg.data.num_workers,
+    return (
+        image_loader(_checked(train_dataset), batch_size, workers, train=True),
+        image_loader(_checked(val_dataset), batch_size, workers, train=False),
     )

@@ -102,12 +102,14 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
 
     from . import register
     from .backbones import fit_backbone_to_crops
+    from .known_keys import check_config_keys
     from .launch import parse_with_devices
     from .method import check_sfrik_method_kwargs
     from .unlabelled import label_masked
 
     register()
     OmegaConf.set_struct(cfg, False)
+    check_config_keys("pretrain", cfg)  # a typo is an error, not a default (known_keys.py)
     if cfg.get("method") not in METHODS:
         raise InputError(f"method={cfg.get('method')!r} is not a registered method; choose from {sorted(METHODS)}")
     if cfg.method == "sfrik":  # a bad config fails before any data or backbone is touched
