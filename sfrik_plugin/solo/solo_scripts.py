@@ -126,6 +126,11 @@ def main() -> None:
     """``sfrik-solo SCRIPT.py [args]``: the console entry point."""
     quiet_upstream_warnings()
     setup_console()
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(_USAGE)
+        print(f"The script runs unchanged, as the main program; DDP ranks find it in {SCRIPT_ENV}.")
+        print("`sfrik-solo SCRIPT.py --help`: the script's own help.")
+        return
     with exit_on_input_error("sfrik-solo"):
         script, args = script_from_argv(sys.argv[1:])
     sys.argv[1:] = args  # the script (hydra or argparse) sees its own arguments only

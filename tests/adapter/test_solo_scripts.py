@@ -222,6 +222,8 @@ def test_sfrik_solo_bad_input_is_one_line(sfrik_solo, tmp_path):
         proc = _run([sys.executable, sfrik_solo, *argv], tmp_path)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("sfrik-solo: error: ") and fragment in proc.stderr
+    helped = _run([sys.executable, sfrik_solo, "--help"], tmp_path)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: sfrik-solo SCRIPT.py"), helped.stderr
 
 
 def test_a_ddp_rank_finds_the_script_in_the_environment(tmp_path):
