@@ -141,13 +141,13 @@ def watching_interrupts(watch: InterruptWatch = WATCH) -> Iterator[InterruptWatc
         return
     previous: dict[int, Any] = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     watch.reset()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, watch.handle)
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, watch.handle)
     try:
         yield watch
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextmanager

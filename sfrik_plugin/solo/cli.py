@@ -18,7 +18,7 @@ from typing import Any
 
 from ..console import exit_on_input_error, quiet_upstream_warnings, setup_console
 from ..interrupts import Interrupted, exit_on_interrupt, watching_interrupts
-from .launch import names_a_config, no_config_message, rewrite_argv
+from .launch import general_help, names_a_config, no_config_message, rewrite_argv
 
 __all__ = ["pretrain", "linear", "knn", "main"]
 
@@ -33,6 +33,10 @@ def _launch(kind: str, flow: Callable[[Any], Any]) -> None:
     prog = f"sfrik-{kind}"
     with exit_on_input_error(prog):
         argv = rewrite_argv(sys.argv[1:], kind)
+    overview = general_help(argv, kind)  # --help without a config: configs named as --config-name takes them
+    if overview is not None:
+        print(overview)
+        return
     if not names_a_config(argv):
         sys.exit(no_config_message(kind))
     from . import register
@@ -47,7 +51,10 @@ def _launch(kind: str, flow: Callable[[Any], Any]) -> None:
             flow(cfg)
 
     # Ctrl-C / SIGTERM: one line naming the last complete checkpoint, exit 130 / 143 (never 0)
-    with exit_on_interrupt(prog, describe_interrupt), watching_interrupts():
+    describe = (
+        describe_interrupt if kind != "knn" else (lambda error: "nothing was written; run the same command again")
+    )
+    with exit_on_interrupt(prog, describe), watching_interrupts():
         hydra.main(version_base="1.2", config_path=None, config_name=None)(task)()
 
 

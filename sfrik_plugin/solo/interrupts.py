@@ -58,7 +58,7 @@ class StopAtSafePoint(Callback):
         self.watch.on_deferred_signal = lambda signum: self._forward(trainer, signum)
         # Lightning composes the handler installed before fit (the watch's) after its own notifier;
         # without the notifier it neither sets received_sigterm nor forwards the signal twice
-        trainer._signal_connector._sigterm_notifier_fn = lambda signum, frame: None  # type: ignore[method-assign]
+        trainer._signal_connector._sigterm_notifier_fn = lambda signum, _: None  # type: ignore[method-assign]
 
     def _end_section(self) -> None:
         if self._section is not None:
