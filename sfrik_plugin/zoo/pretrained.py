@@ -35,7 +35,7 @@ def weights_path(name: str, **download_kwargs: Any) -> Path:
     """Path of a file holding the model's weights, downloading (and extracting) if needed.
 
     ``download_kwargs`` go to :func:`sfrik_plugin.zoo.download.download` (``cache``, ``sha256``,
-    ``manifest``, ``force``, ...).
+    ``manifest``, ``force``, ``allow_http`` for a plain ``http://`` URL, ...).
 
     Example::
 
@@ -73,7 +73,8 @@ def load_pretrained(
     backbone state_dict. For solo-learn use :func:`sfrik_plugin.zoo.to_solo` or
     ``sfrik-zoo convert``. The file is read weights-only (a download never gets full
     unpickling); a cached file that cannot be read raises
-    :class:`~sfrik_plugin.zoo.errors.CorruptCacheError`, which says how to replace it.
+    :class:`~sfrik_plugin.zoo.errors.CorruptCacheError`, which says how to replace it. Downloads
+    are https only: ``allow_http=True`` (in ``download_kwargs``) accepts a plain ``http://`` URL.
 
     Example::
 
