@@ -14,7 +14,8 @@ from what actually reads a config:
 * this adapter: ``trust_pickle``, ``csv.*``, ``data.fast_augment*``, the kNN flow's keys...;
 * ``method_kwargs``: a solo-learn method reads its own keys, found in the source of its class
   (:func:`method_kwargs_read_by`); SFRIK refuses unknown keys itself
-  (:func:`~sfrik_plugin.solo.method.check_sfrik_method_kwargs`), so it is not checked twice here.
+  (:func:`~sfrik_plugin.solo.method.check_sfrik_method_kwargs`), so it is not checked twice here,
+  nor is a method whose code hands the mapping on whole (LeJEPA's own check does that).
 
 Free-form mappings stay free: ``backbone.kwargs``, ``optimizer.kwargs`` and ``hydra``. A key
 passed on purpose although nothing here reads it (a tag for your own tools, a key your own
@@ -172,8 +173,9 @@ def known_keys(kind: str) -> dict[str, Spec]:
 
 
 _READS = re.compile(r"method_kwargs\.([A-Za-z_]\w*)")
-# the whole mapping handed on or read by name at run time: its keys cannot be listed from the source
-_OPAQUE = re.compile(r"\*\*[\w.]*method_kwargs\b|method_kwargs\s*\[|method_kwargs\.(?:get|items|keys|values|pop)\(")
+# the whole mapping handed on (to a function, as **kwargs) or read by a computed name: its keys cannot
+# be listed from the source
+_OPAQUE = re.compile(r"\*\*[\w.]*method_kwargs\b|method_kwargs\s*[\[,)]|method_kwargs\.(?:get|items|keys|values|pop)\(")
 _NOT_KEYS = {"get", "items", "keys", "values", "pop"}
 _FRAMEWORK = ("lightning", "pytorch_lightning", "torch", "builtins", "abc", "typing")
 

@@ -222,6 +222,29 @@ def test_each_solo_learn_method_reads_the_method_kwargs_its_docstring_lists():
     assert compared >= 15
 
 
+class _ChecksItsOwnKeys:
+    def __init__(self, cfg):
+        self.kwargs = dict(cfg.method_kwargs)  # the whole mapping handed on: its keys are not in the source
+
+
+class _InheritsTheCheck(_ChecksItsOwnKeys):
+    def __init__(self, cfg):
+        self.q = cfg.method_kwargs.proj_output_dim
+
+
+class _ReadsTwoKeys:
+    def __init__(self, cfg):
+        self.q, self.tau = cfg.method_kwargs.proj_output_dim, cfg.method_kwargs.temperature
+
+
+def test_a_method_that_takes_its_method_kwargs_whole_is_left_to_check_them_itself():
+    from sfrik_plugin.solo.known_keys import method_kwargs_read_by
+
+    assert method_kwargs_read_by(_ChecksItsOwnKeys) is None
+    assert method_kwargs_read_by(_InheritsTheCheck) is None  # its base hands the mapping on
+    assert method_kwargs_read_by(_ReadsTwoKeys) == {"proj_output_dim", "temperature"}
+
+
 def test_the_demo_benchmark_and_profiler_configs_pass(tmp_path):
     from sfrik_plugin.benchmark.config import load_config, packaged_configs
     from sfrik_plugin.benchmark.plan import Run, method_grid
