@@ -104,6 +104,7 @@ def _links(tmp_path, own):
         "outside, to a file in the cache": outside / "in.pth",
         "outside, to a link in the cache, to a file outside": outside / "chain.pth",
         "a folder outside, to a folder in the cache": outside / "folder" / "copy.pth",
+        "a folder outside, to a sub-folder of the cache, then ..": outside / "sub" / ".." / "copy.pth",
     }
     links["in the cache, to a file outside"].symlink_to(own)
     links["in the cache, relative, to a file outside"].symlink_to(os.path.relpath(own, cache / "m"))
@@ -111,6 +112,8 @@ def _links(tmp_path, own):
     links["outside, to a file in the cache"].symlink_to(inside)
     links["outside, to a link in the cache, to a file outside"].symlink_to(links["in the cache, to a file outside"])
     (outside / "folder").symlink_to(cache / "m", target_is_directory=True)
+    (cache / "m" / "deeper").mkdir()  # outside/sub/.. is cache/m to the kernel, outside/ when read as text
+    (outside / "sub").symlink_to(cache / "m" / "deeper", target_is_directory=True)
     return links
 
 

@@ -110,9 +110,9 @@ def mark_download_cache(folder: str | os.PathLike) -> Path:
 def _places(path: str | os.PathLike) -> list[Path]:
     """Every path by which ``path`` reaches its file: as given (absolute, links kept), with its folder
     resolved, each symbolic link it goes through, and fully resolved."""
-    given = Path(os.path.abspath(Path(path).expanduser()))
-    places = [given]
-    hop = given
+    raw = Path(path).expanduser().absolute()  # ".." kept: after a link it means the link target's parent
+    places = [Path(os.path.normpath(raw))]  # as a person reads it
+    hop = raw
     for _ in range(40):  # a longer chain of links is a loop
         try:
             hop = hop.parent.resolve() / hop.name
@@ -124,7 +124,7 @@ def _places(path: str | os.PathLike) -> list[Path]:
             break
         places.append(hop)
     try:
-        places.append(given.resolve())
+        places.append(raw.resolve())
     except (OSError, RuntimeError):
         pass
     return list(dict.fromkeys(places))
