@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sfrik_plugin import contenders as C
-from sfrik_plugin.contenders.memory import BackboneSize, projector_parameters, read_meminfo
+from sfrik_plugin.contenders.memory import BackboneSize, read_meminfo
 from sfrik_plugin.contenders.registry import LossContender, PlotStyle, TrainMethod
 from sfrik_plugin.profiler import isolation, workers
 from sfrik_plugin.profiler.analysis import loss_summary, result_row
@@ -194,9 +194,6 @@ def test_training_prediction_refuses_vicreg_at_32768_but_not_sfrik():
     assert not C.fit_verdict(C.predict_train_bytes("vicreg", 64, 32768, 2048), budget)[0]
     assert not C.fit_verdict(C.predict_train_bytes("barlow", 64, 32768, 2048), budget)[0]
     assert C.fit_verdict(C.predict_train_bytes("sfrik", 64, 32768, 2048), budget)[0]
-    assert (
-        projector_parameters(512, 2048, 8192) == (512 * 2048 + 3 * 2048) + (2048 * 2048 + 3 * 2048) + 2048 * 8192 + 8192
-    )
     with pytest.raises(ValueError, match="unknown training method 'byol'"):
         C.predict_train_bytes("byol", 64, 8, 8)
     with pytest.raises(ValueError, match="no size known for backbone 'vit_small'"):
@@ -215,9 +212,56 @@ def test_training_prediction_takes_any_backbone_by_its_size():
     # a deeper projector: one more hidden x hidden layer (with bias and BN) in 4 copies, and its activations
     deeper = C.predict_train_bytes("sfrik", 64, 2048, 1024, projector_layers=3)
     assert deeper - resnet18 == 16 * (1024 * 1024 + 3 * 1024) + 2 * 64 * 3 * 1024 * 4
-    assert projector_parameters(512, 64, 8, layers=0) == 512 * 8 + 8  # a linear projector
-    with pytest.raises(ValueError, match="layers must be an integer >= 0, got -1"):
-        projector_parameters(512, 64, 8, layers=-1)
+    # solo-learn's VICReg fixes its 2 hidden layers: projector_layers does not change what it builds
+    vicreg = C.predict_train_bytes("vicreg", 64, 2048, 1024)
+    assert C.predict_train_bytes("vicreg", 64, 2048, 1024, projector_layers=3) == vicreg
+
+
+def test_projector_dims_count_the_layers_as_they_are_built():
+    sfrik = C.projector_dims(512, 2048, 8192, layers=2, last_bias=False)
+    assert sfrik.widths == (512, 2048, 2048, 8192)
+    assert sfrik.parameters() == (512 * 2048 + 3 * 2048) + (2048 * 2048 + 3 * 2048) + 2048 * 8192
+    # the same widths with a bias on the last layer (solo-learn's VICReg and Barlow Twins): + q
+    assert C.projector_dims(512, 2048, 8192, layers=2, last_bias=True).parameters() == sfrik.parameters() + 8192
+    assert (
+        C.projector_dims(512, [64, 32], 8, last_bias=True).parameters()
+        == (512 * 64 + 192) + (64 * 32 + 96) + 32 * 8 + 8
+    )
+    assert C.projector_dims(512, 64, 8, layers=0, last_bias=True).parameters() == 512 * 8 + 8  # a linear projector
+    for method, bias in (("sfrik", False), ("vicreg", True), ("barlow", True)):
+        assert C.get_train_method(method).projector_last_bias is bias
+    with pytest.raises(ValueError, match="proj_hidden_layers must be an integer >= 0, got -1"):
+        C.projector_dims(512, 64, 8, layers=-1, last_bias=False)
+    with pytest.raises(ValueError, match="proj_hidden_dim must hold positive integers"):
+        C.projector_dims(512, [64, 0], 8, last_bias=False)
+    with pytest.raises(ValueError, match="proj_hidden_layers must say how many layers"):
+        C.projector_dims(512, 64, 8, last_bias=False)
+
+
+def test_solo_overrides_translate_a_setting_once():
+    from sfrik_plugin.contenders.overrides import solo_overrides
+
+    setting = {
+        "backbone": {"name": "small_cnn", "kwargs": {"width": 16, "norm": None}},
+        "crop_size": 28,
+        "num_views_configs": 3,
+        "projector": {"hidden": 1024, "q": 512},
+        "batch_size": 64,
+        "common_overrides": ["optimizer.lr=0.3"],
+    }
+    assert solo_overrides(setting, q=2048) == [
+        "backbone.name=small_cnn",
+        "++backbone.kwargs.norm=null",
+        "++backbone.kwargs.width=16",
+        "augmentations.0.crop_size=28",
+        "augmentations.1.crop_size=28",
+        "augmentations.2.crop_size=28",
+        "method_kwargs.proj_hidden_dim=1024",
+        "method_kwargs.proj_output_dim=2048",
+        "optimizer.batch_size=64",
+        "optimizer.lr=0.3",
+    ]
+    assert "method_kwargs.proj_output_dim=512" in solo_overrides(setting)  # the setting's own q
 
 
 # --------------------------------------------------------------- a new baseline, in one place
@@ -282,3 +326,21 @@ def test_a_registered_contender_runs_through_the_worker_the_summary_and_the_plot
     # rows of an unregistered contender still plot, in the fallback style
     path = plot_loss(rows, summary, tmp_path / "unregistered.png")
     assert path.stat().st_size > 10_000 and _magenta_pixels(path) == 0
+
+
+def test_the_blocked_loss_and_its_memory_model_share_one_block_rule(monkeypatch):
+    # one rule (maths.options.auto_block_size) gives the rows per block of block_size=None to the
+    # loss and to the memory model: change the largest Gram block and both follow
+    import torch
+
+    from sfrik_plugin import sfrik_loss_func
+    from sfrik_plugin.contenders.losses import blocked_memory
+    from sfrik_plugin.maths import options, statistics
+
+    monkeypatch.setattr(options, "GRAM_BLOCK_ELEMENTS", 64)
+    seen = []
+    original = statistics.fused_statistics
+    monkeypatch.setattr(statistics, "fused_statistics", lambda plan, views: seen.append(plan) or original(plan, views))
+    sfrik_loss_func(torch.randn(16, 8), torch.randn(16, 8), method="blocked")
+    assert [plan.block_size for plan in seen] == [options.auto_block_size(16)] == [4]  # 64 elements // 16 rows
+    assert blocked_memory(16, 8, 4, 4, None) == 4.25 * 16 * 8 * 4 + 4 * 4 * 16 * 4

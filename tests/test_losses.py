@@ -136,7 +136,7 @@ def test_half_precision_under_autocast_gives_a_float32_loss():
         ((torch.randn(4, 8, 2), torch.randn(4, 8, 2)), {}, "must be 2-D"),
         ((torch.randn(4, 8), torch.randn(4, 8)), {"weights": (1.0, -2.0)}, "b_2 = -2.0"),
         ((torch.randn(4, 8), torch.randn(4, 8)), {"weights": ()}, "at least one value"),
-        ((torch.randn(4, 8), torch.randn(4, 8)), {"sim_coeff": -1.0}, "sim_coeff must be a number >= 0"),
+        ((torch.randn(4, 8), torch.randn(4, 8)), {"sim_coeff": -1.0}, "sim_coeff must be a finite number >= 0"),
         ((torch.full((4, 8), float("inf")), torch.randn(4, 8)), {}, r"z1 holds 32 non-finite"),
     ],
 )

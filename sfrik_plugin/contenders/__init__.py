@@ -6,6 +6,7 @@
   solo-learn's VICReg and Barlow Twins), their step builders and memory models;
 * :mod:`.methods` — the built-in training methods (sfrik, vicreg, barlow);
 * :mod:`.sigreg` — LeJEPA's SIGReg from lightly (the ``sigreg`` contender, the ``lejepa`` method);
+* :mod:`.projector` — the projector's widths and parameter count (:func:`projector_dims`);
 * :mod:`.memory` — the memory budget and the predictions compared with it.
 
 Torch and the maths only: solo-learn and lightly are imported inside the functions that call them.
@@ -32,6 +33,7 @@ from .memory import (
     predict_loss_total_bytes,
     predict_train_bytes,
 )
+from .projector import ProjectorDims, projector_dims
 from .registry import (
     CONTENDERS,
     TRAIN_METHODS,
@@ -71,4 +73,6 @@ __all__ = [
     "predict_train_bytes",
     "BackboneSize",
     "BACKBONES",
+    "ProjectorDims",
+    "projector_dims",
 ]

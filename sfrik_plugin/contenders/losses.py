@@ -36,6 +36,8 @@ from typing import Any
 
 from torch import Tensor
 
+from ..maths.losses import sfrik_loss_func
+from ..maths.options import auto_block_size
 from .registry import LossContender, PlotStyle, register_contender
 
 __all__ = ["SFRIK_PROFILE_WEIGHTS", "FEATURE_PROFILE_WEIGHTS"]
@@ -51,8 +53,6 @@ FEATURE_PROFILE_WEIGHTS = (1.0, 40.0)
 
 def sfrik_step(z1: Tensor, z2: Tensor, options: Mapping[str, Any], *, method: str) -> Callable[[], Tensor]:
     """SFRIK's loss through one computation path (``gram``, ``blocked`` or ``feature``)."""
-    from .. import sfrik_loss_func
-
     if method == "feature":
         return lambda: sfrik_loss_func(z1, z2, method="feature", weights=FEATURE_PROFILE_WEIGHTS).loss
     block_size = options.get("block_size")
@@ -99,9 +99,7 @@ def gram_memory(n: int, q: int, element_size: int, compute_size: int, block_size
 def blocked_memory(n: int, q: int, element_size: int, compute_size: int, block_size: int | None) -> float:
     """Bytes of SFRIK's blocked-path step above its inputs; ``block_size=None`` is the loss's own
     choice (as many rows as fit in its largest Gram block)."""
-    from ..maths.options import GRAM_BLOCK_ELEMENTS
-
-    rows = block_size if block_size is not None else max(1, GRAM_BLOCK_ELEMENTS // n)
+    rows = block_size if block_size is not None else auto_block_size(n)
     return 4.25 * n * q * element_size + 4 * min(rows, n) * n * compute_size
 
 

@@ -42,7 +42,6 @@ __all__ = [
     "predict_loss_total_bytes",
     "BackboneSize",
     "BACKBONES",
-    "projector_parameters",
     "predict_train_bytes",
 ]
 
@@ -280,23 +279,6 @@ BACKBONES: dict[str, BackboneSize] = {
 }
 
 
-def projector_parameters(in_dim: int, hidden: int, out_dim: int, layers: int = 2) -> int:
-    """Parameters of a (Linear-BN-ReLU) × layers + Linear projector, biases and BN affine included.
-
-    Example:
-        >>> projector_parameters(512, 2048, 8192) == (512 * 2048 + 3 * 2048) + (2048 * 2048 + 3 * 2048) + 2048 * 8192 + 8192
-        True
-    """
-    _check_positive(in_dim=in_dim, hidden=hidden, out_dim=out_dim)
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
-        raise ValueError(f"layers must be an integer >= 0, got {layers!r}")
-    total, previous = 0, in_dim
-    for _ in range(layers):
-        total += previous * hidden + hidden + 2 * hidden
-        previous = hidden
-    return total + previous * out_dim + out_dim
-
-
 def predict_train_bytes(
     method: str,
     batch_size: int,
@@ -311,8 +293,10 @@ def predict_train_bytes(
     ``batch_size`` images, the backbone's activations and the projector's.
 
     ``backbone``: a name of :data:`BACKBONES` or, for any other backbone, a :class:`BackboneSize`
-    with its parameter count; ``projector_layers``: hidden layers of the projector. Only meant to
-    refuse configurations that clearly cannot fit (e.g. VICReg at q = 32768).
+    with its parameter count; ``projector_layers``: hidden layers of the projector, for a method
+    whose count is a setting (SFRIK's; solo-learn's methods fix theirs). The projector is counted
+    as the method builds it (:meth:`~sfrik_plugin.contenders.registry.TrainMethod.projector`). Only
+    meant to refuse configurations that clearly cannot fit (e.g. VICReg at q = 32768).
 
     Example:
         >>> predict_train_bytes("vicreg", 64, 32768, 2048) > 26 * GIB
@@ -330,8 +314,10 @@ def predict_train_bytes(
                 "(or pass BackboneSize(parameters=..., features=...))"
             )
         backbone = BACKBONES[backbone]
-    params = backbone.parameters + projector_parameters(backbone.features, hidden, q, projector_layers)
+    settings = {"proj_hidden_dim": hidden, "proj_output_dim": q, "proj_hidden_layers": projector_layers}
+    projector = entry.projector(backbone.features, settings)
+    params = backbone.parameters + projector.parameters()
     loss = predict_loss_peak_bytes(entry.loss, batch_size, q)
     per_image = backbone.activation_bytes * (image_size / 32) ** 2
-    activations = 2 * batch_size * (per_image + 3 * (hidden * projector_layers + q) * 4)
+    activations = 2 * batch_size * (per_image + 3 * (sum(projector.hidden) + q) * 4)
     return int(4 * 4 * params + loss + activations)

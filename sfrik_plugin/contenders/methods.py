@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from . import losses as _losses  # noqa: F401  (the loss contenders the methods point to)
+from .projector import SFRIK_PROJECTOR_LAST_BIAS
 from .registry import PlotStyle, TrainMethod, register_train_method
 
 __all__: list[str] = []
@@ -28,6 +29,8 @@ for _method in (
         style=PlotStyle("tab:blue", "o", "-"),
         # VICReg's and Barlow's projectors have 2 hidden layers: pin SFRIK's to 2 whatever its config says
         overrides=("method_kwargs.proj_hidden_layers=2",),
+        projector_layers=None,  # method_kwargs.proj_hidden_layers (sfrik_plugin.solo.method.build_projector)
+        projector_last_bias=SFRIK_PROJECTOR_LAST_BIAS,
     ),
     TrainMethod(
         name="vicreg",

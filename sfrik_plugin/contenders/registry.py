@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from torch import Tensor
 
 from ..console import InputError
+from .projector import ProjectorDims, projector_dims
 
 __all__ = [
     "PlotStyle",
@@ -119,7 +120,10 @@ class TrainMethod:
     ``solo_method``: the key of solo-learn's ``METHODS``; ``config``: the packaged pretraining
     config (``<dataset>/<config>.yaml``); ``loss``: the loss contender whose memory model predicts
     the method's loss; ``overrides``: extra hydra overrides that make its projector match the
-    others (e.g. SFRIK's number of hidden layers).
+    others (e.g. SFRIK's number of hidden layers). How the method builds its projector:
+    ``projector_layers`` (its fixed hidden-layer count, ``None``: ``method_kwargs.proj_hidden_layers``
+    says) and ``projector_last_bias`` (whether its last ``Linear`` has a bias: solo-learn's
+    methods yes, SFRIK no).
     """
 
     name: str
@@ -129,11 +133,34 @@ class TrainMethod:
     loss: str
     style: PlotStyle
     overrides: tuple[str, ...] = ()
+    projector_layers: int | None = 2
+    projector_last_bias: bool = True
 
     def __post_init__(self) -> None:
         _check_name("training method", self.name)
         if not isinstance(self.overrides, tuple):
             raise InputError(f"overrides of method {self.name!r} must be a tuple of strings, got {self.overrides!r}")
+
+    def projector(self, in_dim: int, method_kwargs: Mapping[str, Any]) -> ProjectorDims:
+        """The projector this method builds on ``in_dim`` features from its ``method_kwargs``
+        (``proj_hidden_dim``, ``proj_output_dim`` and, unless the method fixes the count,
+        ``proj_hidden_layers``).
+
+        Example:
+            >>> from sfrik_plugin.contenders import get_train_method
+            >>> get_train_method("vicreg").projector(512, {"proj_hidden_dim": 64, "proj_output_dim": 32}).parameters()
+            39328
+        """
+        layers = self.projector_layers
+        if layers is None:
+            layers = method_kwargs.get("proj_hidden_layers")
+        return projector_dims(
+            in_dim,
+            method_kwargs["proj_hidden_dim"],
+            method_kwargs["proj_output_dim"],
+            layers=layers,
+            last_bias=self.projector_last_bias,
+        )
 
 
 Entry = TypeVar("Entry", LossContender, TrainMethod)

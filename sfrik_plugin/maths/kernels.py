@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .legendre import _check_dim, _recurrence_coefficients, legendre_series
+from .legendre import check_dim, legendre_series, recurrence_coefficients
 
 __all__ = [
     "RotationInvariantKernel",
@@ -193,11 +193,11 @@ class TruncatedLegendreKernel(RotationInvariantKernel):
     def _monomial_coefficients(self, dim: int) -> list[float]:
         """φ's coefficients in powers of t, from the Legendre recurrence in float64 (cached per q)."""
         if dim not in self._monomials:
-            _check_dim(dim)
+            check_dim(dim)
             previous, current = np.array([1.0]), np.array([0.0, 1.0])
             total = self.weights[0] * current
             for ell in range(1, self.degree):
-                a, c = _recurrence_coefficients(ell, dim)
+                a, c = recurrence_coefficients(ell, dim)
                 following = np.zeros(ell + 2)
                 following[1:] = a * current
                 following[:ell] -= c * previous
@@ -207,13 +207,13 @@ class TruncatedLegendreKernel(RotationInvariantKernel):
         return self._monomials[dim]
 
     def uniform_mean(self, dim: int) -> float:
-        _check_dim(dim)
+        check_dim(dim)
         return 0.0  # Funk–Hecke: every P_ℓ with ℓ >= 1 averages to 0 under the uniform law
 
     def feature_space_coefficients(self, dim: int) -> tuple[float, float, float] | None:
         if self.degree > 2:
             return None
-        _check_dim(dim)
+        check_dim(dim)
         b1 = self.weights[0]
         b2 = self.weights[1] if self.degree == 2 else 0.0
         # P_2(q; t) = (q t² - 1) / (q - 1)
@@ -250,7 +250,7 @@ class GaussianKernel(RotationInvariantKernel):
         return torch.exp(2.0 * self.tau * (t - 1.0))
 
     def uniform_mean(self, dim: int) -> float:
-        _check_dim(dim)
+        check_dim(dim)
         return _gaussian_uniform_mean(self.tau, dim)
 
 
@@ -271,7 +271,7 @@ def sphere_inner_product_mean(function: Callable[[np.ndarray], np.ndarray], dim:
     singularity (unlike the density ∝ (1-t²)^{(dim-3)/2} in t), and the weights are formed in
     log-space so that huge ``dim`` (where the mass concentrates near θ = π/2) does not underflow.
     """
-    _check_dim(dim)
+    check_dim(dim)
     theta = np.linspace(0.0, np.pi, points)
     with np.errstate(divide="ignore"):
         log_weight = (dim - 2) * np.log(np.sin(theta)) if dim > 2 else np.zeros_like(theta)

@@ -22,16 +22,33 @@ from typing import Literal, overload
 import torch
 from torch import Tensor
 
-__all__ = ["legendre_polynomial", "legendre_series"]
+__all__ = ["check_dim", "recurrence_coefficients", "legendre_polynomial", "legendre_series"]
 
 
-def _check_dim(dim: int) -> None:
+def check_dim(dim: int) -> None:
+    """Raises ``ValueError`` unless ``dim`` (q, the sphere S^{q-1}'s ambient dimension) is an integer >= 2.
+
+    Example:
+        >>> check_dim(1)
+        Traceback (most recent call last):
+        ...
+        ValueError: dim (the sphere's ambient dimension q) must be an integer >= 2, got 1
+    """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim (the sphere's ambient dimension q) must be an integer >= 2, got {dim!r}")
 
 
-def _recurrence_coefficients(degree: int, dim: int) -> tuple[float, float]:
-    """Coefficients (a, c) of P_{ℓ+1} = a t P_ℓ - c P_{ℓ-1}, for ℓ = degree >= 1."""
+#: the former private name, still imported by a module being written beside this change
+_check_dim = check_dim
+
+
+def recurrence_coefficients(degree: int, dim: int) -> tuple[float, float]:
+    """Coefficients ``(a, c)`` of ``P_{ℓ+1} = a t P_ℓ - c P_{ℓ-1}``, for ℓ = ``degree`` >= 1.
+
+    Example:
+        >>> recurrence_coefficients(1, 3)  # P_2(3; t) = (3/2) t P_1 - (1/2) P_0
+        (1.5, 0.5)
+    """
     denominator = degree + dim - 2
     return (2 * degree + dim - 2) / denominator, degree / denominator
 
@@ -90,7 +107,7 @@ def legendre_series(
         >>> float(phi[-1])  # φ(1) = Σ b_ℓ
         81.0
     """
-    _check_dim(dim)
+    check_dim(dim)
     coefficients = [float(c) for c in coefficients]
     if not coefficients:
         raise ValueError("coefficients must hold at least one value (the degree-0 term)")
@@ -110,7 +127,7 @@ def legendre_series(
         current_d = torch.ones_like(t)
         derivative = derivative + coefficients[1]
     for ell in range(1, degree):
-        a, c = _recurrence_coefficients(ell, dim)
+        a, c = recurrence_coefficients(ell, dim)
         following = a * t * current - c * previous
         if with_derivative:
             following_d = a * (current + t * current_d) - c * previous_d

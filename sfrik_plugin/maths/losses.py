@@ -14,7 +14,9 @@ the concatenated batch (see :mod:`sfrik_plugin.maths.distributed`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -22,12 +24,13 @@ from torch import Tensor, nn
 
 from .distributed import all_reduce_sum
 from .kernels import RotationInvariantKernel, TruncatedLegendreKernel
-from .options import MMDOptions
+from .options import InvalidOption, MMDOptions
 from .statistics import check_embeddings, resolve_distributed, sphere_statistics
 
 __all__ = [
     "SFRIK_LOSS_DEFAULTS",
     "SFRIKLossOutput",
+    "SFRIKLossSettings",
     "invariance_loss",
     "sfrik_loss_func",
     "sfrik_multicrop_loss_func",
@@ -66,8 +69,8 @@ def check_views(views: Sequence[Tensor], names: Sequence[str], check_finite: boo
 
 
 def _check_coefficient(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidOption(name, f"must be a finite number >= 0, got {value!r}")
 
 
 def invariance_loss(x: Tensor, y: Tensor, *, distributed: str = "auto", group: Any = None) -> Tensor:
@@ -87,38 +90,107 @@ def invariance_loss(x: Tensor, y: Tensor, *, distributed: str = "auto", group: A
     return reduced[0] / reduced[1]
 
 
-def multiview_loss(
-    large: Sequence[Tensor],
-    small: Sequence[Tensor],
-    *,
-    regularize_small: bool,
-    sim_coeff: float,
-    mmd_coeff: float,
-    kernel: RotationInvariantKernel,
-    normalize: bool,
-    check_finite: bool,
-    options: MMDOptions,
-    names: Sequence[str] | None = None,
-) -> SFRIKLossOutput:
-    """The SFRIK loss of any number of views: the invariance pairs each large view with every other
-    view, the MMD covers all views (``regularize_small``) or the large ones only."""
-    views = list(large) + list(small)
-    if names is None:
-        names = [f"large[{i}]" for i in range(len(large))] + [f"small[{i}]" for i in range(len(small))]
-    check_views(views, names, check_finite=False)
-    _check_coefficient("sim_coeff", sim_coeff)
-    _check_coefficient("mmd_coeff", mmd_coeff)
-    pairs = [(i, j) for i in range(len(large)) for j in range(len(views)) if j != i]
-    regularized = range(len(views)) if regularize_small else range(len(large))
-    statistics = sphere_statistics(views, pairs, tuple(regularized), kernel, normalize=normalize, options=options)
-    invariance = statistics.distances.mean()
-    mmd = statistics.kernel_means.mean() - kernel.uniform_mean(views[0].shape[1])
-    loss = sim_coeff * invariance + mmd_coeff * mmd
-    if check_finite and not bool(torch.isfinite(loss)):
-        # checking the scalar output costs nothing; find the culprit only on failure
-        check_views(views, names, check_finite=True)
-        raise ValueError(f"the SFRIK loss is not finite ({float(loss)}) although its inputs are")
-    return SFRIKLossOutput(loss, invariance, mmd)
+@dataclass(frozen=True)
+class SFRIKLossSettings:
+    """Everything of the SFRIK loss that is not a batch, validated once on construction: the
+    coefficients, the kernel, the :class:`~sfrik_plugin.maths.options.MMDOptions` and ``normalize``.
+
+    Build it once (a training method does it when it is built) and call :meth:`loss` or
+    :meth:`multicrop_loss` at every step: nothing is re-validated or rebuilt per call (the kernel
+    keeps its per-q cache). What depends on the batch or the process group (``method="auto"``,
+    ``distributed="auto"``) is resolved per call, since the group may not exist yet when the
+    settings are made. :func:`sfrik_loss_func` is ``SFRIKLossSettings.from_keywords(...).loss(...)``.
+
+    Example:
+        >>> import torch
+        >>> settings = SFRIKLossSettings.from_keywords(sim_coeff=100.0, weights=(1.0, 40.0), method="gram")
+        >>> z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+        >>> bool(torch.isclose(settings.loss(z1, z2).loss, sfrik_loss_func(z1, z2, sim_coeff=100.0, weights=(1.0, 40.0)).loss))
+        True
+        >>> SFRIKLossSettings(sim_coeff=-1.0)
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.maths.options.InvalidOption: sim_coeff must be a finite number >= 0, got -1.0
+    """
+
+    sim_coeff: float = SFRIK_LOSS_DEFAULTS["sim_coeff"]
+    mmd_coeff: float = SFRIK_LOSS_DEFAULTS["mmd_coeff"]
+    kernel: RotationInvariantKernel = field(
+        default_factory=lambda: TruncatedLegendreKernel(SFRIK_LOSS_DEFAULTS["weights"])
+    )
+    options: MMDOptions = field(default_factory=MMDOptions)
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        _check_coefficient("sim_coeff", self.sim_coeff)
+        _check_coefficient("mmd_coeff", self.mmd_coeff)
+        if not isinstance(self.kernel, RotationInvariantKernel):
+            raise TypeError(f"kernel must be a RotationInvariantKernel, got {type(self.kernel).__name__}")
+        if not isinstance(self.options, MMDOptions):
+            raise TypeError(f"options must be an MMDOptions, got {type(self.options).__name__}")
+
+    @classmethod
+    def from_keywords(
+        cls,
+        *,
+        sim_coeff: float = SFRIK_LOSS_DEFAULTS["sim_coeff"],
+        mmd_coeff: float = SFRIK_LOSS_DEFAULTS["mmd_coeff"],
+        weights: Sequence[float] = SFRIK_LOSS_DEFAULTS["weights"],
+        normalize: bool = True,
+        **options: Any,
+    ) -> SFRIKLossSettings:
+        """The settings from the keywords of :func:`sfrik_loss_func` (``weights``: the Legendre
+        kernel's; ``**options``: :class:`~sfrik_plugin.maths.options.MMDOptions`'s)."""
+        kernel = TruncatedLegendreKernel(weights)
+        return cls(sim_coeff, mmd_coeff, kernel, MMDOptions.from_keywords(options), bool(normalize))
+
+    def loss(self, z1: Tensor, z2: Tensor, *, check_finite: bool = True) -> SFRIKLossOutput:
+        """The loss of two views (what :func:`sfrik_loss_func` returns)."""
+        return self._views_loss([z1, z2], [], True, check_finite, ("z1", "z2"))
+
+    def multicrop_loss(
+        self,
+        large: Sequence[Tensor],
+        small: Sequence[Tensor] = (),
+        *,
+        regularize_small: bool = True,
+        check_finite: bool = True,
+    ) -> SFRIKLossOutput:
+        """The loss of several crops per image (what :func:`sfrik_multicrop_loss_func` returns)."""
+        if len(large) < 1 or len(large) + len(small) < 2:
+            raise ValueError(
+                f"need at least one large view and two views in all; got {len(large)} large and {len(small)} small"
+            )
+        return self._views_loss(large, small, bool(regularize_small), check_finite, None)
+
+    def _views_loss(
+        self,
+        large: Sequence[Tensor],
+        small: Sequence[Tensor],
+        regularize_small: bool,
+        check_finite: bool,
+        names: Sequence[str] | None,
+    ) -> SFRIKLossOutput:
+        """The invariance pairs each large view with every other view, the MMD covers all views
+        (``regularize_small``) or the large ones only."""
+        views = list(large) + list(small)
+        if names is None:
+            names = [f"large[{i}]" for i in range(len(large))] + [f"small[{i}]" for i in range(len(small))]
+        check_views(views, names, check_finite=False)
+        kernel = self.kernel
+        pairs = [(i, j) for i in range(len(large)) for j in range(len(views)) if j != i]
+        regularized = range(len(views)) if regularize_small else range(len(large))
+        statistics = sphere_statistics(
+            views, pairs, tuple(regularized), kernel, normalize=self.normalize, options=self.options
+        )
+        invariance = statistics.distances.mean()
+        mmd = statistics.kernel_means.mean() - kernel.uniform_mean(views[0].shape[1])
+        loss = self.sim_coeff * invariance + self.mmd_coeff * mmd
+        if check_finite and not bool(torch.isfinite(loss)):
+            # checking the scalar output costs nothing; find the culprit only on failure
+            check_views(views, names, check_finite=True)
+            raise ValueError(f"the SFRIK loss is not finite ({float(loss)}) although its inputs are")
+        return SFRIKLossOutput(loss, invariance, mmd)
 
 
 def sfrik_loss_func(
@@ -157,18 +229,10 @@ def sfrik_loss_func(
         >>> bool(torch.isclose(out.loss, sfrik_loss_func(z1, z2, method="reference").loss))
         True
     """
-    return multiview_loss(
-        [z1, z2],
-        [],
-        regularize_small=True,
-        sim_coeff=sim_coeff,
-        mmd_coeff=mmd_coeff,
-        kernel=TruncatedLegendreKernel(weights),
-        normalize=normalize,
-        check_finite=check_finite,
-        options=MMDOptions.from_keywords(options),
-        names=("z1", "z2"),
+    settings = SFRIKLossSettings.from_keywords(
+        sim_coeff=sim_coeff, mmd_coeff=mmd_coeff, weights=weights, normalize=normalize, **options
     )
+    return settings.loss(z1, z2, check_finite=check_finite)
 
 
 def sfrik_multicrop_loss_func(
@@ -198,21 +262,10 @@ def sfrik_multicrop_loss_func(
         >>> out.loss.shape
         torch.Size([])
     """
-    if len(large) < 1 or len(large) + len(small) < 2:
-        raise ValueError(
-            f"need at least one large view and two views in all; got {len(large)} large and {len(small)} small"
-        )
-    return multiview_loss(
-        large,
-        small,
-        regularize_small=bool(regularize_small),
-        sim_coeff=sim_coeff,
-        mmd_coeff=mmd_coeff,
-        kernel=TruncatedLegendreKernel(weights),
-        normalize=normalize,
-        check_finite=check_finite,
-        options=MMDOptions.from_keywords(options),
+    settings = SFRIKLossSettings.from_keywords(
+        sim_coeff=sim_coeff, mmd_coeff=mmd_coeff, weights=weights, normalize=normalize, **options
     )
+    return settings.multicrop_loss(large, small, regularize_small=regularize_small, check_finite=check_finite)
 
 
 class SFRIKLoss(nn.Module):
@@ -238,11 +291,10 @@ class SFRIKLoss(nn.Module):
         **options: Any,
     ):
         super().__init__()
-        _check_coefficient("sim_coeff", sim_coeff)
-        _check_coefficient("mmd_coeff", mmd_coeff)
         self.kernel = TruncatedLegendreKernel(weights)
-        self.sim_coeff, self.mmd_coeff, self.normalize = sim_coeff, mmd_coeff, normalize
         self.options = MMDOptions.from_keywords(options)
+        self.settings = SFRIKLossSettings(sim_coeff, mmd_coeff, self.kernel, self.options, bool(normalize))
+        self.sim_coeff, self.mmd_coeff, self.normalize = sim_coeff, mmd_coeff, normalize
         self.last_output: SFRIKLossOutput | None = None
 
     def extra_repr(self) -> str:
@@ -251,16 +303,5 @@ class SFRIKLoss(nn.Module):
         return ", ".join(f"{key}={value!r}" for key, value in settings.items())
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        self.last_output = multiview_loss(
-            [z1, z2],
-            [],
-            regularize_small=True,
-            sim_coeff=self.sim_coeff,
-            mmd_coeff=self.mmd_coeff,
-            kernel=self.kernel,
-            normalize=self.normalize,
-            check_finite=True,
-            options=self.options,
-            names=("z1", "z2"),
-        )
+        self.last_output = self.settings.loss(z1, z2)
         return self.last_output.loss

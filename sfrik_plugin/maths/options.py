@@ -12,7 +12,8 @@ round-off) but change how it is obtained — estimator aside, which changes the 
                  (any kernel, double backward, the slowest); ``"auto"``: ``feature`` when it applies
                  and q < N, else ``gram``, or ``blocked`` when a Gram block would exceed
                  :data:`GRAM_BLOCK_ELEMENTS`.
-``block_size``   rows per block of ``"blocked"`` (``None``: as many as fit in GRAM_BLOCK_ELEMENTS).
+``block_size``   rows per block of ``"blocked"`` (``None``: :func:`auto_block_size`, as many as fit
+                 in GRAM_BLOCK_ELEMENTS).
 ``distributed``  under a process group: ``"sharded"`` (each rank computes its rows of the global
                  Gram matrix), ``"replicated"`` (the official scheme: gather, compute all of it on
                  every rank), ``"none"`` (local batch only), ``"auto"`` (= sharded).
@@ -38,7 +39,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ESTIMATORS", "METHODS", "DISTRIBUTED_MODES", "GRAM_BLOCK_ELEMENTS", "MMDOptions", "check_choice"]
+__all__ = [
+    "ESTIMATORS",
+    "METHODS",
+    "DISTRIBUTED_MODES",
+    "GRAM_BLOCK_ELEMENTS",
+    "InvalidOption",
+    "MMDOptions",
+    "auto_block_size",
+    "check_choice",
+]
 
 ESTIMATORS = ("v", "u")
 METHODS = ("auto", "gram", "blocked", "feature", "reference")
@@ -47,10 +57,35 @@ DISTRIBUTED_MODES = ("auto", "sharded", "replicated", "none")
 GRAM_BLOCK_ELEMENTS = 1 << 26
 
 
+class InvalidOption(ValueError):
+    """A setting with a bad value: ``str()`` is ``"<name> <requirement>"``; callers that know the
+    setting under another name (e.g. ``method_kwargs.mmd_method``) reword it from the two parts.
+
+    Example:
+        >>> str(InvalidOption("estimator", "must be one of ['v', 'u'], got 'w'"))
+        "estimator must be one of ['v', 'u'], got 'w'"
+    """
+
+    def __init__(self, name: str, requirement: str):
+        super().__init__(f"{name} {requirement}")
+        self.name, self.requirement = name, requirement
+
+
 def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    """Raises ``ValueError("<name> must be one of [...], got <value>")`` unless ``value in allowed``."""
+    """Raises :class:`InvalidOption` ``"<name> must be one of [...], got <value>"`` unless ``value in allowed``."""
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        raise InvalidOption(name, f"must be one of {list(allowed)}, got {value!r}")
+
+
+def auto_block_size(total_rows: int) -> int:
+    """Rows per block when ``block_size`` is ``None``: as many as keep a ``rows × total_rows`` Gram
+    block within :data:`GRAM_BLOCK_ELEMENTS` (at least one).
+
+    Example:
+        >>> auto_block_size(4096), auto_block_size(1 << 30)
+        (16384, 1)
+    """
+    return max(1, GRAM_BLOCK_ELEMENTS // total_rows)
 
 
 @dataclass(frozen=True)
@@ -69,7 +104,7 @@ class MMDOptions:
         check_choice("distributed", self.distributed, DISTRIBUTED_MODES)
         block = self.block_size
         if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
-            raise ValueError(f"block_size must be a positive integer or None, got {block!r}")
+            raise InvalidOption("block_size", f"must be a positive integer or None, got {block!r}")
 
     @property
     def unbiased(self) -> bool:

@@ -20,7 +20,7 @@ from .distributed import gather_rows, row_counts, world_size_and_rank
 from .feature_space import feature_space_statistics
 from .fused import FusedPlan, fused_statistics
 from .kernels import RotationInvariantKernel
-from .options import GRAM_BLOCK_ELEMENTS, MMDOptions
+from .options import GRAM_BLOCK_ELEMENTS, MMDOptions, auto_block_size
 from .reference import reference_statistics
 
 __all__ = ["SphereStatistics", "check_embeddings", "resolve_distributed", "choose_method", "sphere_statistics"]
@@ -137,7 +137,7 @@ def sphere_statistics(
         else:
             block_size = options.block_size
             if method == "blocked" and block_size is None:
-                block_size = max(1, GRAM_BLOCK_ELEMENTS // total_rows)
+                block_size = auto_block_size(total_rows)
             plan = FusedPlan(
                 kernel=kernel,
                 dim=dim,

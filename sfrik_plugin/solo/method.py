@@ -12,32 +12,33 @@ The encoder stays at ``self.backbone`` and ``forward`` returns ``"z"`` next to s
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import omegaconf
 import torch
 import torch.nn as nn
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from omegaconf import OmegaConf
 from solo.methods.base import BaseMethod
-from solo.utils.misc import omegaconf_select
 
-from .. import SFRIK_LOSS_DEFAULTS, sfrik_loss_func, sfrik_multicrop_loss_func
-from ..maths.kernels import TruncatedLegendreKernel
-from ..maths.options import DISTRIBUTED_MODES, ESTIMATORS
-from ..maths.options import METHODS as MMD_METHODS
+from ..contenders.projector import SFRIK_PROJECTOR_LAST_BIAS, ProjectorDims, projector_dims
+from ..maths.losses import SFRIK_LOSS_DEFAULTS, SFRIKLossOutput, SFRIKLossSettings
+from ..maths.options import InvalidOption
 
 __all__ = [
     "SFRIK",
     "SFRIK_METHOD_DEFAULTS",
     "SFRIK_METHOD_KWARGS_HELP",
+    "SFRIK_LOSS_KEYWORDS",
     "build_projector",
     "check_sfrik_method_kwargs",
 ]
 
-# method_kwargs key -> keyword of the loss functions, for the keys that are passed straight on
-_LOSS_KWARGS = {
+#: method_kwargs key -> keyword of :func:`sfrik_plugin.sfrik_loss_func` (and of
+#: :meth:`~sfrik_plugin.SFRIKLossSettings.from_keywords`): the one translation of these settings
+SFRIK_LOSS_KEYWORDS = {
     "sim_coeff": "sim_coeff",
     "mmd_coeff": "mmd_coeff",
     "weights": "weights",
@@ -54,7 +55,7 @@ SFRIK_METHOD_DEFAULTS: dict[str, Any] = {
     "proj_hidden_dim": 8192,
     "proj_hidden_layers": 2,
     "proj_output_dim": 8192,
-    **{key: SFRIK_LOSS_DEFAULTS[loss_key] for key, loss_key in _LOSS_KWARGS.items()},
+    **{key: SFRIK_LOSS_DEFAULTS[loss_key] for key, loss_key in SFRIK_LOSS_KEYWORDS.items()},
     "reg_small": True,
 }
 
@@ -74,47 +75,61 @@ SFRIK_METHOD_KWARGS_HELP: dict[str, str] = {
 assert set(SFRIK_METHOD_KWARGS_HELP) == set(SFRIK_METHOD_DEFAULTS)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, (omegaconf.DictConfig, omegaconf.ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value
 
 
-def _hidden_dims(kwargs: Mapping[str, Any], user_keys: Sequence[str]) -> list[int]:
-    hidden = kwargs["proj_hidden_dim"]
-    layers = kwargs["proj_hidden_layers"]
-    if not _is_int(layers) or layers < 0:
-        raise ValueError(f"method_kwargs.proj_hidden_layers must be an integer >= 0, got {layers!r}")
-    if isinstance(hidden, (list, tuple)):
-        if "proj_hidden_layers" in user_keys and layers != len(hidden):
-            raise ValueError(
-                f"method_kwargs.proj_hidden_dim lists {len(hidden)} widths {list(hidden)} but "
-                f"proj_hidden_layers is {layers}; give one of them, or make them agree"
-            )
-        dims = list(hidden)
-    else:
-        dims = [hidden] * layers
-    for width in dims:
-        if not _is_int(width) or width < 1:
-            raise ValueError(f"method_kwargs.proj_hidden_dim must hold positive integers, got {hidden!r}")
-    return dims
+# loss keyword -> method_kwargs key, to name the key in the loss settings' errors
+_LOSS_KEY_OF = {keyword: key for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
+
+
+def _projector(in_dim: int, kwargs: Mapping[str, Any]) -> ProjectorDims:
+    """The projector's widths from (plain) method_kwargs; errors name ``method_kwargs.<key>``."""
+    try:
+        return projector_dims(
+            in_dim,
+            kwargs["proj_hidden_dim"],
+            kwargs["proj_output_dim"],
+            layers=kwargs.get("proj_hidden_layers"),
+            last_bias=SFRIK_PROJECTOR_LAST_BIAS,
+        )
+    except ValueError as error:
+        raise ValueError(f"method_kwargs.{error}") from None
+
+
+def _loss_settings(kwargs: Mapping[str, Any]) -> SFRIKLossSettings:
+    """The loss's coefficients, kernel and MMD options from (plain) method_kwargs, built — and so
+    validated — by the loss's own constructors; errors name ``method_kwargs.<key>``."""
+    keywords = {keyword: _plain(kwargs[key]) for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
+    try:
+        return SFRIKLossSettings.from_keywords(**keywords)
+    except InvalidOption as error:
+        raise ValueError(f"method_kwargs.{_LOSS_KEY_OF[error.name]} {error.requirement}") from None
+    except ValueError as error:  # the kernel's own message: the only other setting that can fail
+        raise ValueError(f"method_kwargs.weights: {error}") from None
 
 
 def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Validates SFRIK's ``method_kwargs`` and returns them complete (defaults filled in).
+    """Validates SFRIK's ``method_kwargs`` and returns them complete (defaults filled in, the
+    weights as floats, ``proj_hidden_layers`` the length of a ``proj_hidden_dim`` list).
 
     Raises ``ValueError`` naming the offending key for: unknown keys (solo-learn itself would
     silently ignore a typo such as ``sim_coef``), negative or empty kernel weights, q < 2,
     negative coefficients, and unknown choices. Runs without a model, so a bad config fails
-    before any data or backbone is touched.
+    before any data or backbone is touched. Each value is checked by the code that uses it:
+    the projector's widths by :func:`sfrik_plugin.contenders.projector_dims`, the loss settings
+    by :class:`sfrik_plugin.SFRIKLossSettings` (coefficients) and its kernel and
+    :class:`sfrik_plugin.MMDOptions`.
+
+    Example:
+        >>> check_sfrik_method_kwargs({"proj_hidden_dim": [64, 32]})["proj_hidden_layers"]
+        2
+        >>> check_sfrik_method_kwargs({"mmd_method": "fast"})
+        Traceback (most recent call last):
+        ...
+        ValueError: method_kwargs.mmd_method must be one of ['auto', 'gram', 'blocked', 'feature', 'reference'], got 'fast'
     """
     user = dict(_plain(method_kwargs) or {})
     unknown = sorted(set(user) - set(SFRIK_METHOD_DEFAULTS))
@@ -124,46 +139,47 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
             f"unknown method_kwargs key(s) for method 'sfrik': {', '.join(unknown)}. Allowed keys: {allowed_keys}"
         )
     kwargs = {**SFRIK_METHOD_DEFAULTS, **user}
+    if isinstance(kwargs["proj_hidden_dim"], (list, tuple)) and "proj_hidden_layers" not in user:
+        kwargs["proj_hidden_layers"] = len(kwargs["proj_hidden_dim"])
 
     q = kwargs["proj_output_dim"]
-    if not _is_int(q) or q < 2:
+    if isinstance(q, bool) or not isinstance(q, int) or q < 2:
         raise ValueError(f"method_kwargs.proj_output_dim (q, the sphere dimension) must be an integer >= 2, got {q!r}")
-    kwargs["proj_hidden_dim"] = _plain(kwargs["proj_hidden_dim"])
-    _hidden_dims(kwargs, list(user))
-    for key in ("sim_coeff", "mmd_coeff"):
-        if not _is_number(kwargs[key]) or kwargs[key] < 0:
-            raise ValueError(f"method_kwargs.{key} must be a finite number >= 0, got {kwargs[key]!r}")
-    weights = _plain(kwargs["weights"])
-    try:
-        TruncatedLegendreKernel(weights)  # the kernel's own validation (negative / empty weights...)
-    except ValueError as error:
-        raise ValueError(f"method_kwargs.weights: {error}") from error
-    kwargs["weights"] = [float(w) for w in weights]
-    choices: dict[str, tuple[str, ...]] = {
-        "estimator": ESTIMATORS,
-        "mmd_method": MMD_METHODS,
-        "distributed": DISTRIBUTED_MODES,
-    }
-    for key, allowed in choices.items():
-        if kwargs[key] not in allowed:
-            raise ValueError(f"method_kwargs.{key} must be one of {list(allowed)}, got {kwargs[key]!r}")
-    block = kwargs["block_size"]
-    if block is not None and (not _is_int(block) or block < 1):
-        raise ValueError(f"method_kwargs.block_size must be a positive integer or null, got {block!r}")
+    _projector(1, kwargs)
+    settings = _loss_settings(kwargs)
+    kwargs["weights"] = list(getattr(settings.kernel, "weights", kwargs["weights"]))
     if not isinstance(kwargs["reg_small"], bool):
         raise ValueError(f"method_kwargs.reg_small must be true or false, got {kwargs['reg_small']!r}")
     return kwargs
 
 
-def build_projector(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
-    """The paper's projector: (Linear → BatchNorm1d → ReLU) per hidden width, then Linear without bias."""
+def build_projector(dims: ProjectorDims) -> nn.Sequential:
+    """The paper's projector: (Linear → BatchNorm1d → ReLU) per hidden width, then Linear (without
+    bias for SFRIK: ``dims.last_bias``).
+
+    Example:
+        >>> from sfrik_plugin.contenders import projector_dims
+        >>> dims = projector_dims(32, 64, 16, layers=2, last_bias=False)
+        >>> sum(p.numel() for p in build_projector(dims).parameters()) == dims.parameters()
+        True
+    """
     layers: list[nn.Module] = []
-    prev = in_dim
-    for width in hidden_dims:
+    prev = dims.in_dim
+    for width in dims.hidden:
         layers += [nn.Linear(prev, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
         prev = width
-    layers.append(nn.Linear(prev, out_dim, bias=False))
+    layers.append(nn.Linear(prev, dims.out_dim, bias=dims.last_bias))
     return nn.Sequential(*layers)
+
+
+# The loss is already the global-batch value on every rank (sfrik_plugin.maths.distributed), so
+# its logs are not synchronised again (sync_dist would add an all-reduce per value per step);
+# Lightning cannot know that and warns at each epoch end under DDP. Only these three names.
+warnings.filterwarnings(
+    "ignore",
+    message=r"It is recommended to use `self\.log\('train_sfrik_(loss|invariance|mmd)'",
+    category=PossibleUserWarning,
+)
 
 
 class SFRIK(BaseMethod):
@@ -176,25 +192,24 @@ class SFRIK(BaseMethod):
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)  # calls add_and_assert_specific_cfg, which validates method_kwargs
-        kwargs = cfg.method_kwargs
-        self.loss_kwargs: dict[str, Any] = {loss_key: _plain(kwargs[key]) for key, loss_key in _LOSS_KWARGS.items()}
-        self.loss_kwargs["weights"] = tuple(self.loss_kwargs["weights"])
-        self.reg_small: bool = bool(kwargs.reg_small)
-        hidden = _hidden_dims(_plain(kwargs), [])
-        self.projector = build_projector(self.features_dim, hidden, int(kwargs.proj_output_dim))
+        kwargs = _plain(cfg.method_kwargs)
+        # made once: nothing of the loss's settings is rebuilt or re-checked per step
+        self.loss_settings: SFRIKLossSettings = _loss_settings(kwargs)
+        self.reg_small: bool = bool(kwargs["reg_small"])
+        self.projector = build_projector(_projector(self.features_dim, kwargs))
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Checks ``method_kwargs`` (unknown keys are errors) and fills in SFRIK's defaults."""
+        """Checks ``method_kwargs`` (unknown keys are errors) and adds SFRIK's defaults for the keys
+        not given; a given key keeps its value (an interpolation stays one), the weights are
+        normalised to floats."""
         cfg = super(SFRIK, SFRIK).add_and_assert_specific_cfg(cfg)
-        user_keys = list(cfg.method_kwargs.keys())
         checked = check_sfrik_method_kwargs(cfg.method_kwargs)
-        for key, default in checked.items():
-            cfg.method_kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
-        # the one place the user gave a list: keep the normalised float list
-        cfg.method_kwargs.weights = checked["weights"]
-        if isinstance(checked["proj_hidden_dim"], list) and "proj_hidden_layers" not in user_keys:
-            cfg.method_kwargs.proj_hidden_layers = len(checked["proj_hidden_dim"])
+        for key, value in checked.items():
+            if key not in cfg.method_kwargs:
+                cfg.method_kwargs[key] = value
+        if list(cfg.method_kwargs.weights) != checked["weights"]:
+            cfg.method_kwargs.weights = checked["weights"]
         return cfg
 
     @property
@@ -211,12 +226,12 @@ class SFRIK(BaseMethod):
         out["z"] = self.projector(out["feats"])
         return out
 
-    def sfrik_loss(self, z: Sequence[torch.Tensor]):
+    def sfrik_loss(self, z: Sequence[torch.Tensor]) -> SFRIKLossOutput:
         """The SFRIK loss of the projector outputs of all crops (large crops first)."""
         large, small = list(z[: self.num_large_crops]), list(z[self.num_large_crops :])
         if not small and len(large) == 2:
-            return sfrik_loss_func(large[0], large[1], **self.loss_kwargs)
-        return sfrik_multicrop_loss_func(large, small, regularize_small=self.reg_small, **self.loss_kwargs)
+            return self.loss_settings.loss(large[0], large[1])
+        return self.loss_settings.multicrop_loss(large, small, regularize_small=self.reg_small)
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         out = super().training_step(batch, batch_idx)
@@ -232,6 +247,6 @@ class SFRIK(BaseMethod):
             on_epoch=True,
             # the loss functions already return the global-batch value on every rank; averaging
             # over ranks is only needed when the user asked for local statistics
-            sync_dist=self.loss_kwargs["distributed"] == "none",
+            sync_dist=self.loss_settings.options.distributed == "none",
         )
         return sfrik.loss + class_loss

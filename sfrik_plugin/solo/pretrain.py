@@ -41,21 +41,23 @@ def check_memory(cfg: Any) -> None:
     A lower bound: activations are not counted, so what passes may still not fit; what fails
     cannot. Methods without a memory model in :mod:`sfrik_plugin.contenders` are not checked.
     """
+    from omegaconf import OmegaConf
+
     from ..contenders import TRAIN_METHODS
-    from ..contenders.memory import format_bytes, memory_available_bytes, predict_loss_peak_bytes, projector_parameters
+    from ..contenders.memory import format_bytes, memory_available_bytes, predict_loss_peak_bytes
     from .backbones import build_backbone
 
     entry = next((m for m in TRAIN_METHODS.values() if m.solo_method == cfg.method), None)
-    kwargs = cfg.get("method_kwargs") or {}
-    q, hidden = kwargs.get("proj_output_dim"), kwargs.get("proj_hidden_dim")
-    if entry is None or not isinstance(q, int) or not isinstance(hidden, int):
+    kwargs: Any = OmegaConf.to_container(cfg.method_kwargs, resolve=True) if cfg.get("method_kwargs") else {}
+    q = kwargs.get("proj_output_dim")
+    if entry is None or not isinstance(q, int) or "proj_hidden_dim" not in kwargs:
         return
     backbone = build_backbone(cfg, cfg.method)
     features = getattr(backbone, "num_features", None) or getattr(backbone, "inplanes", None)
     if not isinstance(features, int):
         return
-    layers = int(kwargs.get("proj_hidden_layers", 2))
-    parameters = sum(p.numel() for p in backbone.parameters()) + projector_parameters(features, hidden, q, layers)
+    # the projector counted as the method builds it (widths, and a last-layer bias or not)
+    parameters = sum(p.numel() for p in backbone.parameters()) + entry.projector(features, kwargs).parameters()
     del backbone
     batch = int(cfg.optimizer.batch_size)
     weights = 4 * 4 * parameters  # weights, gradients and two optimiser buffers, float32
@@ -114,7 +116,7 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
         raise InputError(f"method={cfg.get('method')!r} is not a registered method; choose from {sorted(METHODS)}")
     if cfg.method == "sfrik":  # a bad config fails before any data or backbone is touched
         try:
-            check_sfrik_method_kwargs(cfg.get("method_kwargs", {}))
+            cfg.method_kwargs = check_sfrik_method_kwargs(cfg.get("method_kwargs", {}))  # complete: defaults filled
         except ValueError as error:
             raise _as_input_error("method_kwargs", error) from None
     check_data_paths(cfg.data, train_labelled=not cfg.data.get("no_labels", False))

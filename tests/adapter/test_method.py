@@ -49,6 +49,7 @@ def _loss_probe():
     from lightning.pytorch.callbacks import Callback
 
     from sfrik_plugin import sfrik_loss_func, sfrik_multicrop_loss_func
+    from sfrik_plugin.solo.method import SFRIK_LOSS_KEYWORDS
 
     class LossProbe(Callback):
         def __init__(self):
@@ -59,7 +60,9 @@ def _loss_probe():
             with torch.no_grad():
                 large = [module(x)["z"] for x in crops[: module.num_large_crops]]
                 small = [module.multicrop_forward(x)["z"] for x in crops[module.num_large_crops :]]
-            kw = dict(module.loss_kwargs)
+            # an independent path: the loss functions rebuilt from the config at every call
+            kw = {keyword: module.cfg.method_kwargs[key] for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
+            kw["weights"] = tuple(kw["weights"])
             if small:
                 self.expected = sfrik_multicrop_loss_func(large, small, regularize_small=module.reg_small, **kw)
             else:
@@ -219,6 +222,74 @@ def test_projector_follows_the_paper(compose, tiny_overrides):
     assert all(m.bias is not None for m in list(model.projector)[:-1] if isinstance(m, nn.Linear))
 
 
+@requires_solo
+def test_defaults_fill_only_the_missing_keys(compose, tiny_overrides):
+    # a key the user gave keeps its value, an interpolation stays one (it used to be re-defaulted:
+    # resolved and written back); a missing key gets SFRIK's default
+    from omegaconf import OmegaConf
+
+    from sfrik_plugin.solo.method import SFRIK, SFRIK_METHOD_DEFAULTS
+
+    cfg = _parse(compose("cifar10/sfrik", tiny_overrides))
+    cfg.method_kwargs.proj_hidden_dim = "${method_kwargs.proj_output_dim}"
+    del cfg.method_kwargs.reg_small
+    cfg = SFRIK.add_and_assert_specific_cfg(cfg)
+    assert OmegaConf.is_interpolation(cfg.method_kwargs, "proj_hidden_dim")
+    assert cfg.method_kwargs.proj_hidden_dim == cfg.method_kwargs.proj_output_dim == 16
+    assert cfg.method_kwargs.reg_small is SFRIK_METHOD_DEFAULTS["reg_small"]
+
+
+@requires_solo
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("++method_kwargs.mmd_method=fast", r"^method_kwargs\.mmd_method must be one of \['auto', 'gram'"),
+        ("++method_kwargs.block_size=0", r"^method_kwargs\.block_size must be a positive integer or None, got 0$"),
+        ("++method_kwargs.mmd_coeff=inf", r"^method_kwargs\.mmd_coeff must be a finite number >= 0, got inf$"),
+        ("++method_kwargs.proj_hidden_layers=-1", r"^method_kwargs\.proj_hidden_layers must be an integer >= 0"),
+    ],
+)
+def test_the_loss_and_projector_checks_name_the_method_kwargs_key(compose, tiny_overrides, override, message):
+    from solo.methods import METHODS
+
+    cfg = _parse(compose("cifar10/sfrik", tiny_overrides + [override]))
+    with pytest.raises(ValueError, match=message):
+        METHODS["sfrik"](cfg)
+
+
+@requires_solo
+def test_the_loss_settings_are_built_once_not_at_every_step(compose, tiny_overrides, monkeypatch):
+    # the kernel and the MMD options are made when the method is built; a training step only computes
+    import torch
+    from solo.methods import METHODS
+
+    from sfrik_plugin import sfrik_loss_func, sfrik_multicrop_loss_func
+    from sfrik_plugin.maths.kernels import TruncatedLegendreKernel
+    from sfrik_plugin.maths.options import MMDOptions
+
+    built: list[str] = []
+    for cls, method in ((TruncatedLegendreKernel, "__init__"), (MMDOptions, "__post_init__")):
+        original = getattr(cls, method)
+
+        def counting(self, *args, _original=original, _name=cls.__name__, **kwargs):
+            built.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, counting)
+
+    cfg = _parse(compose("cifar10/sfrik", tiny_overrides + ["++method_kwargs.mmd_method=gram"]))
+    model = METHODS["sfrik"](cfg)
+    assert {"TruncatedLegendreKernel", "MMDOptions"} <= set(built)  # the counters see construction
+    built.clear()
+    z = [torch.randn(8, 16) for _ in range(4)]
+    two, multi = model.sfrik_loss(z[:2]), model.sfrik_loss(z)
+    model.sfrik_loss(z[:2])
+    assert built == []
+    kwargs = dict(sim_coeff=cfg.method_kwargs.sim_coeff, weights=tuple(cfg.method_kwargs.weights), method="gram")
+    assert torch.allclose(two.loss, sfrik_loss_func(z[0], z[1], **kwargs).loss)
+    assert torch.allclose(multi.loss, sfrik_multicrop_loss_func(z[:2], z[2:], **kwargs).loss)
+
+
 # ------------------------------------------------------------------------------------ training
 
 
@@ -302,3 +373,52 @@ def test_imagenet_variant_with_small_crops(compose, tiny_overrides, tiny_data, r
     ((logged, expected),) = probe.pairs
     for key in logged:
         assert logged[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+@requires_solo
+def test_ddp_logs_the_global_loss_without_lightnings_sync_dist_warnings(cli, tiny_overrides, tiny_data, tmp_path):
+    # the loss is global on every rank already, so it is logged without sync_dist (no all-reduce
+    # per value per step); Lightning's three "It is recommended to use sync_dist=True" warnings,
+    # which cannot know that, do not reach the user
+    overrides = [o for o in tiny_overrides if not o.startswith(("devices=", "strategy="))]
+    proc = cli(
+        "pretrain",
+        overrides
+        + [
+            "--config-name",
+            "custom/sfrik",
+            f"data.train_path={tiny_data['train']}",
+            "data.val_path=null",
+            "augmentations.0.crop_size=16",
+            "augmentations.1.crop_size=16",
+            f"checkpoint.dir={tmp_path / 'ckpt'}",
+            "max_epochs=1",
+            "++limit_train_batches=2",
+            "auto_resume.enabled=False",
+            "devices=2",
+            "strategy=ddp",
+        ],
+        cwd=tmp_path,
+    )
+    output = proc.stdout + proc.stderr
+    assert "train_sfrik_loss" in output  # the loss is still logged (the launcher's progress lines)
+    assert "sync_dist=True" not in output, output[-3000:]
+
+
+@requires_solo
+@pytest.mark.parametrize("method", ["sfrik", "vicreg", "barlow"])
+def test_the_memory_model_counts_the_projector_the_method_builds(compose, tiny_overrides, method):
+    # SFRIK's last projector layer has no bias, solo-learn's VICReg and Barlow Twins keep one: the
+    # memory model (and the launcher's memory check) count each as it is built
+    from solo.methods import METHODS
+
+    from sfrik_plugin.contenders import get_train_method
+
+    entry = get_train_method(method)
+    cfg = _parse(compose(f"cifar10/{entry.config}", tiny_overrides + ["method_kwargs.proj_hidden_dim=24"]))
+    model = METHODS[entry.solo_method](cfg)
+    built = sum(p.numel() for p in model.projector.parameters())
+    predicted = entry.projector(model.features_dim, cfg.method_kwargs)
+    assert predicted.parameters() == built
+    assert predicted.widths == (model.features_dim, 24, 24, 16)
+    assert (model.projector[-1].bias is not None) is predicted.last_bias is (method != "sfrik")
