@@ -70,7 +70,6 @@ def main(argv=None) -> int:
 
     quiet_upstream_warnings()  # solo-learn's import-time deprecation noise, here in the parent
     import torch
-    from tqdm import tqdm
 
     from sfrik_plugin import contenders as C
     from sfrik_plugin import profiler as P
@@ -115,87 +114,63 @@ def main(argv=None) -> int:
     log.write_text("")
 
     context = P.isolation_context(["torch", "sfrik_plugin.profiler", *(["solo.losses"] if needs_solo else [])])
-    pooled: dict[tuple, dict] = {}
-    order: list[tuple] = []
-    measured: dict[tuple, dict[int, float]] = {}
-    total = args.rounds * len(sizes) * len(dims) * len(args.contenders)
-    bar = tqdm(total=total, desc="loss configurations", file=sys.stderr, dynamic_ncols=True)
-    for round_index in range(args.rounds):
-        for n in sizes:
-            for q in dims:
-                shift = round_index % len(args.contenders)
-                contenders = args.contenders[shift:] + args.contenders[:shift]  # interleaved, rotated
-                for contender in contenders:
-                    key = (contender, n, q)
-                    bar.set_postfix_str(f"{contender} N={n} q={q}")
-                    entry = pooled.get(key)
-                    if entry is not None and entry["result"]["status"] != "ok":
-                        bar.update()
-                        continue  # decided in the first round
-                    predicted = C.predict_loss_total_bytes(contender, n, q, dtype)
-                    fits, reason = C.fit_verdict(predicted, budget)
-                    spec = None
-                    if not fits:
-                        result = {"status": "does-not-fit", "reason": reason}
-                    else:
-                        guess = P.extrapolate_seconds(
-                            measured.get((contender, n), {}), q, C.CONTENDERS[contender].q_exponent
-                        )
-                        if (
-                            args.max_call_seconds > 0
-                            and guess is not None
-                            and guess > args.max_call_seconds
-                            and entry is None
-                        ):
-                            result = {
-                                "status": "skipped",
-                                "reason": f"predicted {guess:.0f} s per call > --max-call-seconds {args.max_call_seconds:g}",
-                            }
-                        else:
-                            spec = dict(
-                                contender=contender,
-                                n=n,
-                                q=q,
-                                dtype=str(dtype).removeprefix("torch."),
-                                device=str(device),
-                                warmup=args.warmup,
-                                min_repeats=args.min_repeats,
-                                max_repeats=args.max_repeats,
-                                config_seconds=args.config_seconds,
-                                threads=args.threads or None,
-                                seed=0,
-                                address_space_limit=budget + 512 * C.MIB if device.type == "cpu" else None,
-                                log=str(log),
-                            )
-                            result = P.run_isolated(P.loss_worker, spec, timeout=args.timeout, context=context)
-                    if entry is None:
-                        pooled[key] = entry = {"result": result, "predicted": predicted}
-                        order.append(key)
-                    elif result["status"] == "ok":  # pool the samples of a later round
-                        old = entry["result"]
-                        old["samples"] = old["samples"] + result["samples"]
-                        for k in ("peak_bytes", "alloc_peak_bytes"):
-                            if result.get(k) is not None:
-                                old[k] = max(old.get(k) or 0, result[k])
-                    if result["status"] == "ok":
-                        samples = sorted(entry["result"]["samples"])
-                        measured.setdefault((contender, n), {})[q] = samples[len(samples) // 2]
-                    bar.update()
-                    bar.write(_line(contender, n, q, result, predicted))
-    bar.close()
+    dtype_name = str(dtype).removeprefix("torch.")
+
+    def predict(contender, point):
+        return C.predict_loss_total_bytes(contender, point[0], point[1], dtype)
+
+    def too_slow(contender, point, medians):
+        n, q = point
+        measured = {key[2]: median for key, median in medians.items() if key[:2] == (contender, n)}
+        guess = P.extrapolate_seconds(measured, q, C.CONTENDERS[contender].q_exponent)
+        if args.max_call_seconds > 0 and guess is not None and guess > args.max_call_seconds:
+            return f"predicted {guess:.0f} s per call > --max-call-seconds {args.max_call_seconds:g}"
+        return None
+
+    def spec(contender, point):
+        return dict(
+            contender=contender,
+            n=point[0],
+            q=point[1],
+            dtype=dtype_name,
+            device=str(device),
+            warmup=args.warmup,
+            min_repeats=args.min_repeats,
+            max_repeats=args.max_repeats,
+            config_seconds=args.config_seconds,
+            threads=args.threads or None,
+            seed=0,
+            address_space_limit=budget + 512 * C.MIB if device.type == "cpu" else None,
+            log=str(log),
+        )
+
+    cells = P.run_grid(
+        [(n, q) for n in sizes for q in dims],
+        args.contenders,
+        args.rounds,
+        budget=budget,
+        predict=predict,
+        spec=spec,
+        worker=P.loss_worker,
+        skip=too_slow,
+        line=_line,
+        timeout=args.timeout,
+        context=context,
+        description="loss configurations",
+    )
 
     rows = []
-    for contender, n, q in order:
-        entry = pooled[(contender, n, q)]
+    for cell in cells:
+        n, q = cell.point
         base = {
-            "contender": contender,
+            "contender": cell.name,
             "N": n,
             "q": q,
             "device": str(device),
-            "dtype": str(dtype).removeprefix("torch."),
-            "predicted_mib": round(entry["predicted"] / C.MIB, 1),
+            "dtype": dtype_name,
+            "predicted_mib": round(cell.predicted / C.MIB, 1),
         }
-        rows.append(P.result_row(base, entry["result"]))
+        rows.append(P.result_row(base, cell.result))
     summary = P.loss_summary(rows)
     title = f"{machine['cpu'] if device.type == 'cpu' else machine['gpu']}, {machine['worker_threads']} thread(s), torch {machine['torch']}"
     write_csv(args.out / "profile_loss.csv", rows)
@@ -221,9 +196,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _line(contender, n, q, result, predicted) -> str:
+def _line(cell, result) -> str:
     from sfrik_plugin.contenders import format_bytes
 
+    contender, (n, q), predicted = cell.name, cell.point, cell.predicted
     if result["status"] != "ok":
         return f"  {contender:14s} N={n:<5d} q={q:<6d} {result['status']}: {result.get('reason', '')}"
     import statistics

@@ -68,33 +68,22 @@ def write_folder(root: Path, per_class: int) -> int:
     return write_image_folder(root, images, labels, FASHION_MNIST_CLASSES, sorted(chosen))
 
 
-def benchmark_overrides(config: Path) -> list[str]:
-    """The hydra overrides every method gets in the benchmark described by ``config``: backbone,
-    crop size, projector widths and batch size from its top-level keys, then ``common_overrides``."""
-    import yaml
-
-    c = yaml.safe_load(config.read_text())
-    out = [f"backbone.name={c['backbone']['name']}"]
-    out += [f"++backbone.kwargs.{k}={v}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())]
-    out += [f"augmentations.{i}.crop_size={int(c['crop_size'])}" for i in (0, 1)]
-    if c.get("projector"):
-        out += [f"method_kwargs.proj_hidden_dim={c['projector']['hidden']}"]
-        out += [f"method_kwargs.proj_output_dim={c['projector']['q']}"]
-    if c.get("batch_size"):
-        out += [f"optimizer.batch_size={c['batch_size']}"]
-    return out + list(c.get("common_overrides") or [])
-
-
 def compose(method: str, folder: Path, batch_size: int, config: Path):
+    import yaml
     from solo.args.pretrain import parse_cfg
 
     import sfrik_plugin.solo  # noqa: F401  (registers "sfrik")
     from sfrik_plugin.benchmark.backbones import register_backbones
+    from sfrik_plugin.contenders.overrides import solo_overrides
     from sfrik_plugin.solo.config import compose_config
     from sfrik_plugin.solo.launch import parse_with_devices
 
     register_backbones()
-    overrides = benchmark_overrides(config) + [f"optimizer.batch_size={batch_size}", "max_epochs=1"]
+    # the benchmark's setting, translated as its runner translates it
+    overrides = solo_overrides(yaml.safe_load(config.read_text())) + [
+        f"optimizer.batch_size={batch_size}",
+        "max_epochs=1",
+    ]
     cfg = compose_config("pretrain", f"custom/{method}", overrides)
     cfg.data.train_path, cfg.data.val_path = str(folder), None
     return parse_with_devices(cfg, parse_cfg), overrides

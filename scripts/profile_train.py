@@ -54,7 +54,6 @@ def main(argv=None) -> int:
 
     quiet_upstream_warnings()  # solo-learn's import-time deprecation noise, here in the parent
     import torch
-    from tqdm import tqdm
 
     from sfrik_plugin import contenders as C
     from sfrik_plugin import profiler as P
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda asked for but CUDA is not available")
-    from sfrik_plugin.solo import __name__ as _  # noqa: F401  (fails here, with install instructions, without solo-learn)
+    import sfrik_plugin.solo  # noqa: F401  (fails here, with install instructions, without solo-learn)
 
     if args.threads is None:
         args.threads = 1 if device.type == "cpu" else 0
@@ -90,80 +89,62 @@ def main(argv=None) -> int:
     context = P.isolation_context(
         ["torch", "lightning.pytorch", "solo.methods", "sfrik_plugin.solo", "sfrik_plugin.profiler"]
     )
-    pooled: dict[tuple, dict] = {}
-    order: list[tuple] = []
-    bar = tqdm(
-        total=args.rounds * len(dims) * len(args.methods),
-        desc="training configurations",
-        file=sys.stderr,
-        dynamic_ncols=True,
+
+    def predict(method, point):
+        return C.predict_train_bytes(method, args.batch_size, point[0], args.hidden, args.backbone, args.image_size)
+
+    def spec(method, point):
+        spec = dict(
+            method=method,
+            q=point[0],
+            hidden=args.hidden,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            backbone=args.backbone,
+            device=str(device),
+            warmup=args.warmup,
+            min_repeats=args.min_repeats,
+            max_repeats=args.max_repeats,
+            config_seconds=args.config_seconds,
+            threads=args.threads or None,
+            seed=0,
+            config_dataset=config_dataset,
+            log=str(log),
+            address_space_limit=budget + 1024 * C.MIB if device.type == "cpu" else None,
+        )
+        if args.precision is not None:
+            spec["precision"] = args.precision
+        return spec
+
+    cells = P.run_grid(
+        [(q,) for q in dims],
+        args.methods,
+        args.rounds,
+        budget=budget,
+        predict=predict,
+        spec=spec,
+        worker=P.train_worker,
+        line=lambda cell, result: _line(cell.name, cell.point[0], result, args.batch_size),
+        timeout=args.timeout,
+        context=context,
+        description="training configurations",
     )
-    for round_index in range(args.rounds):
-        for q in dims:
-            shift = round_index % len(args.methods)
-            for method in args.methods[shift:] + args.methods[:shift]:  # interleaved, rotated
-                key = (method, q)
-                bar.set_postfix_str(f"{method} q={q}")
-                entry = pooled.get(key)
-                if entry is not None and entry["result"]["status"] != "ok":
-                    bar.update()
-                    continue
-                predicted = C.predict_train_bytes(
-                    method, args.batch_size, q, args.hidden, args.backbone, args.image_size
-                )
-                fits, reason = C.fit_verdict(predicted, budget)
-                if not fits:
-                    result = {"status": "does-not-fit", "reason": reason}
-                else:
-                    spec = dict(
-                        method=method,
-                        q=q,
-                        hidden=args.hidden,
-                        batch_size=args.batch_size,
-                        image_size=args.image_size,
-                        backbone=args.backbone,
-                        device=str(device),
-                        precision=args.precision,
-                        warmup=args.warmup,
-                        min_repeats=args.min_repeats,
-                        max_repeats=args.max_repeats,
-                        config_seconds=args.config_seconds,
-                        threads=args.threads or None,
-                        seed=0,
-                        config_dataset=config_dataset,
-                        log=str(log),
-                        address_space_limit=budget + 1024 * C.MIB if device.type == "cpu" else None,
-                    )
-                    if spec["precision"] is None:
-                        spec.pop("precision")
-                    result = P.run_isolated(P.train_worker, spec, timeout=args.timeout, context=context)
-                if entry is None:
-                    pooled[key] = {"result": result, "predicted": predicted}
-                    order.append(key)
-                elif result["status"] == "ok":
-                    old = entry["result"]
-                    old["samples"] = old["samples"] + result["samples"]
-                    old["peak_bytes"] = max(old.get("peak_bytes") or 0, result.get("peak_bytes") or 0)
-                bar.update()
-                bar.write(_line(method, q, result, args.batch_size))
-    bar.close()
 
     rows = []
-    for method, q in order:
-        entry = pooled[(method, q)]
+    for cell in cells:
         base = {
-            "method": method,
-            "q": q,
+            "method": cell.name,
+            "q": cell.point[0],
             "hidden": args.hidden,
             "batch_size": args.batch_size,
             "image_size": args.image_size,
             "backbone": args.backbone,
             "device": str(device),
-            "predicted_mib": round(entry["predicted"] / C.MIB, 1),
+            "predicted_mib": round(cell.predicted / C.MIB, 1),
         }
-        row = P.result_row(base, entry["result"])
+        row = P.result_row(base, cell.result)
         row["images_per_s"] = args.batch_size / row["median_s"] if row.get("median_s") else None
-        row["parameters"] = entry["result"].get("parameters")
+        row["parameters"] = cell.result.get("parameters")
         rows.append(row)
     summary = P.train_summary(rows)
     where = machine["gpu"] or machine["cpu"]

@@ -1,6 +1,8 @@
 """The house keeps its plan (README "Architecture"): each folder imports only the folders below it
 in the plan, so there is no import circle between folders, the maths needs nothing but torch and
-numpy, and a module longer than ~400 lines says at its top why it is long."""
+numpy, and a module longer than ~400 lines says at its top why it is long. The scripts in
+``scripts/`` sit on top of the plan: they may use every part, through public names only, and the
+length rule holds for them too."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sfrik_plugin"
+SCRIPTS = PACKAGE.parent / "scripts"
 
 #: folder (or top-level module) -> the parts of the package it may import (README "Architecture")
 ALLOWED = {
@@ -25,6 +28,8 @@ ALLOWED = {
     "benchmark": {"solo", "data", "files", "console", "interrupts", "contenders", "profiler", "maths"},
     "__init__": {"maths"},
 }
+#: the scripts are above every part (the package root's re-exports included)
+ALLOWED["scripts"] = set(ALLOWED)
 #: the one sanctioned edge against the plan's order, lazily inside one function: the training-step
 #: worker of the profiler builds its model through the adapter
 EXCEPTIONS = {("profiler/workers.py", "solo")}
@@ -35,29 +40,39 @@ def _part(relative: Path) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
-def _imported_parts(path: Path) -> set[str]:
-    """Parts of the package a module imports (absolute ``sfrik_plugin.x`` or relative ``..x``)."""
+def _relative(path: Path) -> Path:
+    """A package module relative to the package (``solo/method.py``), a script as ``scripts/x.py``."""
+    return path.relative_to(PACKAGE) if PACKAGE in path.parents else path.relative_to(PACKAGE.parent)
+
+
+def _imported_names(path: Path) -> list[list[str]]:
+    """Every ``sfrik_plugin...`` name a module imports, split at the dots (relative imports resolved;
+    ``from x import y`` gives ``x.y``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     relative_dir = path.parent.relative_to(PACKAGE.parent)  # e.g. sfrik_plugin/solo
-    found = set()
+    found: list[list[str]] = []
     for node in ast.walk(tree):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level == 0:
-                names = [node.module or ""]
+                names = [f"{node.module}.{a.name}" for a in node.names]
             else:
                 base = list(relative_dir.parts)[: len(relative_dir.parts) - (node.level - 1)]
                 module = ".".join(base + ([node.module] if node.module else []))
-                names = [module] if node.module else [f"{module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] != "sfrik_plugin" or len(parts) < 2:
-                continue
-            is_part = (PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file()
-            # a name of the package root (``from .. import sfrik_loss_func``) is a re-export of the maths
-            found.add(parts[1] if is_part else "maths")
+                names = [f"{module}.{a.name}" for a in node.names]
+        found += [name.split(".") for name in names if name.split(".")[0] == "sfrik_plugin"]
+    return found
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """Parts of the package a module imports (absolute ``sfrik_plugin.x`` or relative ``..x``); a
+    name of the package root (``from .. import sfrik_loss_func``) is the part ``__init__``."""
+    found = set()
+    for parts in _imported_names(path):
+        is_part = len(parts) > 1 and ((PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file())
+        found.add(parts[1] if is_part else "__init__")
     return found
 
 
@@ -65,9 +80,13 @@ def _modules():
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def _scripts():
+    return sorted(SCRIPTS.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules() + _scripts(), ids=lambda p: str(_relative(p)))
 def test_every_module_imports_only_what_its_folder_may(path):
-    relative = path.relative_to(PACKAGE)
+    relative = _relative(path)
     own = _part(relative)
     assert own in ALLOWED, f"{relative}: folder {own!r} is not in the plan (README 'Architecture')"
     for target in _imported_parts(path) - {own}:
@@ -109,14 +128,21 @@ def test_the_maths_needs_torch_and_numpy_only():
             assert not outside, f"{path.relative_to(PACKAGE)} imports {outside}"
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize("path", _scripts(), ids=lambda p: p.name)
+def test_scripts_use_public_names_only(path):
+    for parts in _imported_names(path):
+        private = [part for part in parts[1:] if part.startswith("_")]
+        assert not private, f"scripts/{path.name} imports the private {'.'.join(parts)}"
+
+
+@pytest.mark.parametrize("path", _modules() + _scripts(), ids=lambda p: str(_relative(p)))
 def test_a_long_module_says_why(path):
     lines = path.read_text().count("\n")
     if lines <= LONG:
         return
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert "Why this module is long" in docstring, (
-        f"{path.relative_to(PACKAGE)} has {lines} lines: split it, or say at its top 'Why this module is long: ...'"
+        f"{_relative(path)} has {lines} lines: split it, or say at its top 'Why this module is long: ...'"
     )
 
 
@@ -130,6 +156,25 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
             test_every_module_imports_only_what_its_folder_may(fake)
     finally:
         fake.unlink()
+
+
+def test_the_package_root_is_a_part_of_its_own():
+    # ``from .. import sfrik_loss_func`` inside a folder imports the package root's __init__ (which
+    # imports the maths), not the maths: a folder imports the module it means, the root only re-exports
+    fake = PACKAGE / "contenders" / "_architecture_probe.py"
+    try:
+        fake.write_text("from .. import sfrik_loss_func\nfrom ..maths.losses import SFRIKLoss\n")
+        assert _imported_parts(fake) == {"__init__", "maths"}
+        with pytest.raises(AssertionError, match="imports sfrik_plugin.__init__, which contenders/ may not"):
+            test_every_module_imports_only_what_its_folder_may(fake)
+    finally:
+        fake.unlink()
+
+
+def test_the_checker_reads_the_scripts():
+    scripts = {p.name for p in _scripts()}
+    assert {"profile_loss.py", "profile_train.py", "profile_pretrain_input.py"} <= scripts
+    assert "profiler" in _imported_parts(SCRIPTS / "profile_loss.py")
 
 
 def _module_name(path: Path) -> str:

@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..contenders.overrides import hydra_value as format_value  # the one translation of a value into hydra
+
 __all__ = [
     "RANDOM_INIT",
     "format_value",
@@ -47,22 +49,6 @@ __all__ = [
 
 #: the untrained-backbone baseline's method name
 RANDOM_INIT = "random_init"
-
-
-def format_value(value: Any) -> str:
-    """A value as a hydra override writes it (``null``, ``true``, ``[1.0,40.0]``).
-
-    Example:
-        >>> format_value([1.0, 40.0]), format_value(None), format_value(False)
-        ('[1.0,40.0]', 'null', 'false')
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    return str(value)
 
 
 def setting_name(setting: Mapping[str, Any]) -> str:

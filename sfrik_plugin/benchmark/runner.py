@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..console import InputError, get_logger
+from ..contenders.overrides import solo_overrides
 from ..files.records import read_json, write_json
 from .budget import benchmark_budget, fit_check
-from .plan import RANDOM_INIT, Run, final_runs, format_value, setting_name, setting_overrides, tune_seeds
+from .plan import RANDOM_INIT, Run, final_runs, setting_name, setting_overrides, tune_seeds
 from .stages import StageFailed, check_spec, is_done, run_stage
 from .sweep import equal_time_budget, equal_time_run, reference_q, sweep_qs, sweep_run
 from .tuning import method_state
@@ -101,19 +102,9 @@ class Benchmark:
         return run.q if run.q is not None else reference_q(self.cfg)
 
     def shared_overrides(self, q: int) -> list[str]:
-        """Overrides every method gets: backbone, crop size, projector widths, batch size, then ``common_overrides``."""
-        c = self.cfg
-        out = [f"backbone.name={c['backbone']['name']}"]
-        out += [
-            f"++backbone.kwargs.{k}={format_value(v)}" for k, v in sorted((c["backbone"].get("kwargs") or {}).items())
-        ]
-        out += [f"augmentations.{i}.crop_size={int(c['crop_size'])}" for i in range(int(c.get("num_views_configs", 2)))]
-        out += [
-            f"method_kwargs.proj_hidden_dim={int(c['projector']['hidden'])}",
-            f"method_kwargs.proj_output_dim={int(q)}",
-            f"optimizer.batch_size={int(c['batch_size'])}",
-        ]
-        return out + list(c.get("common_overrides") or [])
+        """Overrides every method gets: backbone, crop size, projector widths, batch size, then
+        ``common_overrides`` (:func:`sfrik_plugin.contenders.overrides.solo_overrides`)."""
+        return solo_overrides(self.cfg, q=q)
 
     def schedule_overrides(self, run: Run) -> list[str]:
         """``max_epochs`` (the config's epochs), or for a step budget the epochs it spans and ``max_steps``."""

@@ -3,6 +3,7 @@
 * :mod:`.measure` — time of a call, its exact tensor-allocation peak, process memory, the machine;
 * :mod:`.isolation` — one fresh process per configuration, whose crash, kill or time-out is a row;
 * :mod:`.workers` — what runs in that process: a loss step, or whole training steps;
+* :mod:`.grid` — the scripts' measuring loop: a grid of configurations over rounds, pooled;
 * :mod:`.analysis` — rows, power-law slopes, extrapolations, loss and training summaries;
 * :mod:`.plots` — markdown tables and PNG plots, styled by the contender registry;
 * :mod:`.options` — the scripts' shared command-line options and parsers.
@@ -19,6 +20,7 @@ Example:
 """
 
 from .analysis import extrapolate_seconds, fit_power_law, loss_summary, result_row, rows_ok, train_summary
+from .grid import GridCell, run_grid
 from .isolation import describe_exit, isolation_context, run_isolated
 from .measure import (
     describe_machine,
@@ -48,6 +50,8 @@ __all__ = [
     "loss_worker",
     "build_train_config",
     "train_worker",
+    "GridCell",
+    "run_grid",
     "fit_power_law",
     "extrapolate_seconds",
     "result_row",

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..contenders.overrides import solo_overrides
 from ..contenders.registry import LossContender, TrainMethod, get_contender, get_train_method
 from .isolation import is_out_of_memory, limit_address_space, quiet_child
 from .measure import peak_memory_bytes, process_memory_bytes, reset_peak_rss, time_call
@@ -181,11 +182,13 @@ def build_train_config(spec: Mapping[str, Any]) -> Any:
     method = _train_method(spec)
     dataset = spec.get("config_dataset", "cifar10")
     cuda = str(spec.get("device", "cpu")).startswith("cuda")
+    setting = {
+        "backbone": {"name": spec.get("backbone", "resnet18")},
+        "projector": {"hidden": spec["hidden"], "q": spec["q"]},
+        "batch_size": spec["batch_size"],
+    }
     overrides = [
-        f"backbone.name={spec.get('backbone', 'resnet18')}",
-        f"method_kwargs.proj_hidden_dim={int(spec['hidden'])}",
-        f"method_kwargs.proj_output_dim={int(spec['q'])}",
-        f"optimizer.batch_size={int(spec['batch_size'])}",
+        *solo_overrides(setting),
         f"accelerator={'gpu' if cuda else 'cpu'}",
         "devices=1",
         "strategy=auto",
