@@ -178,3 +178,34 @@ def test_retained_graph_gives_the_same_gradients_twice():
         second = torch.autograd.grad(loss, (z1, z2))
         for a, b in zip(first, second):
             assert torch.equal(a, b)
+
+
+def test_loss_settings_are_checked_once_and_give_the_functions_values():
+    # SFRIKLossSettings: the pre-built, pre-checked form of sfrik_loss_func's keywords (what a
+    # training method builds once); a bad value is an InvalidOption naming the setting
+    from sfrik_plugin import SFRIKLossSettings, sfrik_multicrop_loss_func
+    from sfrik_plugin.maths.options import InvalidOption
+
+    torch.manual_seed(0)
+    large, small = [torch.randn(16, 8) for _ in range(2)], [torch.randn(16, 8) for _ in range(2)]
+    keywords = dict(sim_coeff=25.0, mmd_coeff=2.0, weights=(1.0, 40.0), estimator="u", method="gram")
+    settings = SFRIKLossSettings.from_keywords(**keywords)
+    for got, expected in (
+        (settings.loss(*large), sfrik_loss_func(*large, **keywords)),
+        (
+            settings.multicrop_loss(large, small, regularize_small=False),
+            sfrik_multicrop_loss_func(large, small, regularize_small=False, **keywords),
+        ),
+    ):
+        for a, b in zip(got, expected):
+            assert torch.equal(a, b)
+    for bad, name in (
+        (dict(mmd_coeff=float("nan")), "mmd_coeff"),
+        (dict(block_size=0), "block_size"),
+        (dict(estimator="x"), "estimator"),
+    ):
+        with pytest.raises(InvalidOption, match=f"^{name} must be") as caught:
+            SFRIKLossSettings.from_keywords(**bad)
+        assert caught.value.name == name
+    with pytest.raises(TypeError, match="kernel must be a RotationInvariantKernel"):
+        SFRIKLossSettings(kernel=(1.0, 40.0))  # type: ignore[arg-type]
