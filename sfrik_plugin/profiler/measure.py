@@ -160,6 +160,10 @@ def reset_peak_rss() -> bool:
     """Resets this process's resident high-water mark to its current resident size (Linux >= 4.0).
 
     Returns False where that is not possible; the peak then covers the whole process lifetime.
+
+    Example:
+        >>> reset_peak_rss() in (True, False)
+        True
     """
     try:
         with open("/proc/self/clear_refs", "w") as handle:

@@ -46,7 +46,12 @@ class SoloLearnNotAvailable(ImportError):
 
 
 def solo_learn_status() -> tuple[bool, str]:
-    """``(usable, explanation)`` without raising: is a suitable solo-learn importable?"""
+    """``(usable, explanation)`` without raising: is a suitable solo-learn importable?
+
+    Example:
+        >>> solo_learn_status()  # where this adapter imports at all
+        (True, 'ok')
+    """
     try:
         import solo  # noqa: F401
     except ImportError as error:
@@ -77,7 +82,11 @@ def solo_learn_status() -> tuple[bool, str]:
 
 
 def check_solo_learn() -> None:
-    """Raises :class:`SoloLearnNotAvailable` with install instructions unless solo-learn is usable."""
+    """Raises :class:`SoloLearnNotAvailable` with install instructions unless solo-learn is usable.
+
+    Example:
+        >>> check_solo_learn()  # nothing to say: solo-learn is usable
+    """
     usable, why = solo_learn_status()
     if not usable:
         raise SoloLearnNotAvailable(why)
@@ -95,7 +104,14 @@ from .method import SFRIK, SFRIK_METHOD_DEFAULTS, check_sfrik_method_kwargs  # n
 
 def register() -> None:
     """Adds ``"sfrik"`` and ``"lejepa"`` to ``solo.methods.METHODS`` (idempotent; safe to call in
-    every process)."""
+    every process).
+
+    Example:
+        >>> from solo.methods import METHODS
+        >>> register(); register()
+        >>> METHODS["sfrik"] is SFRIK and METHODS["lejepa"] is LeJEPA
+        True
+    """
     import solo.methods
 
     for name, attribute, method in (("sfrik", "SFRIK", SFRIK), ("lejepa", "LeJEPA", LeJEPA)):

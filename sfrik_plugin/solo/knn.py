@@ -23,7 +23,18 @@ log = get_logger(__name__)
 
 def find_pretrain_checkpoint(cfg: Any) -> tuple[Path, Path]:
     """``(checkpoint, args.json)`` from ``pretrained_feature_extractor`` or, in
-    ``pretrained_checkpoint_dir``, the checkpoint of the highest epoch."""
+    ``pretrained_checkpoint_dir``, the checkpoint of the highest epoch.
+
+    Example:
+        >>> import tempfile
+        >>> from omegaconf import OmegaConf
+        >>> run = Path(tempfile.mkdtemp())
+        >>> for name in ("sfrik-ep=0.ckpt", "sfrik-ep=9.ckpt", "sfrik-ep=10.ckpt", "args.json"):
+        ...     (run / name).touch()
+        >>> ckpt, args = find_pretrain_checkpoint(OmegaConf.create({"pretrained_checkpoint_dir": str(run)}))
+        >>> ckpt.name, args.name
+        ('sfrik-ep=10.ckpt', 'args.json')
+    """
     from .checkpointing import checkpoint_epoch
 
     ckpt = cfg.get("pretrained_feature_extractor")

@@ -80,7 +80,16 @@ def check_memory(cfg: Any) -> None:
 def check_knn_eval(cfg: Any) -> None:
     """solo-learn's online kNN (``knn_eval.enabled``) counts the classes from the validation labels
     it has seen, so a partial validation set ends in an index error after the first epoch: refuse
-    it before training."""
+    it before training.
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> check_knn_eval(OmegaConf.create({"knn_eval": {"enabled": True}}))  # the whole set: fine
+        >>> check_knn_eval(OmegaConf.create({"knn_eval": {"enabled": True}, "limit_val_batches": 2}))
+        Traceback (most recent call last):
+        ...
+        sfrik_plugin.console.InputError: knn_eval.enabled=True needs the whole validation set ...
+    """
     limit = cfg.get("limit_val_batches")
     whole = limit is None or (isinstance(limit, float) and limit == 1.0) or limit == 0  # (0: no validation)
     if whole or not cfg.get("knn_eval", {}).get("enabled", False):
@@ -157,6 +166,6 @@ def run_pretrain(cfg: Any) -> dict[str, Any]:
     log.info("pretraining done: %s", format_metrics(metrics, ("train_", "val_")))
     if last is not None:
         log.info("checkpoint: %s", last)
-    return {"trainer": trainer, "model": model, "checkpoint": str(Path(last)) if last else None, "metrics": metrics}
     # a signal that came after the last safe point: the run is complete, but the caller asked to stop
     WATCH.raise_if_pending(f"the pretraining had finished; final checkpoint: {last}")
+    return {"trainer": trainer, "model": model, "checkpoint": str(Path(last)) if last else None, "metrics": metrics}

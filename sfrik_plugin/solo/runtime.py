@@ -107,7 +107,12 @@ def build_checkpointer(cfg: Any, subdir: str, resume_from: str | None = None) ->
 
 
 def format_metrics(metrics: Mapping[str, Any], prefixes: Sequence[str]) -> str:
-    """``key=value`` for the epoch-level metrics whose names start with one of ``prefixes``."""
+    """``key=value`` for the epoch-level metrics whose names start with one of ``prefixes``.
+
+    Example:
+        >>> format_metrics({"train_loss": 0.51234, "train_loss_step": 0.6, "val_acc1": 70.4, "lr": 0.1}, ("train_", "val_"))
+        'train_loss=0.5123 val_acc1=70.4'
+    """
     parts = []
     for key in sorted(metrics):
         if key.startswith(tuple(prefixes)) and not key.endswith(("_step", "_epoch")):
