@@ -109,5 +109,5 @@ def run_linear(cfg: Any) -> dict[str, Any]:
     metrics = final_metrics(trainer)
     last = getattr(checkpointer, "last_ckpt", None)
     log.info("linear evaluation done: %s", format_metrics(metrics, ("val_",)))
-    return {"trainer": trainer, "model": model, "checkpoint": str(last) if last else None, "metrics": metrics}
     WATCH.raise_if_pending(f"the linear evaluation had finished; final checkpoint: {last}")
+    return {"trainer": trainer, "model": model, "checkpoint": str(last) if last else None, "metrics": metrics}
