@@ -50,8 +50,8 @@ def exact_barlow_loss_func(z1: Tensor, z2: Tensor, lamb: float = 5e-3, scale_los
     Example:
         >>> import torch
         >>> z = torch.randn(32, 3, dtype=torch.float64)
-        >>> round(float(exact_barlow_loss_func(z, z)), 6)   # C = I up to BatchNorm's eps: loss ~ 0
-        0.0
+        >>> float(exact_barlow_loss_func(z, z)) < 1e-3       # C = I up to BatchNorm's eps: loss ~ 0
+        True
     """
     rows = all_reduce_sum(torch.tensor(float(z1.shape[0]), device=z1.device, dtype=z1.dtype))
     correlation = all_reduce_sum(_standardise(z1, rows).T @ _standardise(z2, rows)) / rows
