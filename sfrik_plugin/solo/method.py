@@ -118,10 +118,11 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
     Raises ``ValueError`` naming the offending key for: unknown keys (solo-learn itself would
     silently ignore a typo such as ``sim_coef``), negative or empty kernel weights, q < 2,
     negative coefficients, and unknown choices. Runs without a model, so a bad config fails
-    before any data or backbone is touched. Each value is checked by the code that uses it:
-    the projector's widths by :func:`sfrik_plugin.contenders.projector_dims`, the loss settings
-    by :class:`sfrik_plugin.SFRIKLossSettings` (coefficients) and its kernel and
-    :class:`sfrik_plugin.MMDOptions`.
+    before any data or backbone is touched (the launchers call it first). Each value is checked
+    by the code that uses it: the projector's widths by :func:`sfrik_plugin.contenders.projector_dims`,
+    the loss settings by :class:`sfrik_plugin.SFRIKLossSettings` (coefficients), its kernel and
+    :class:`sfrik_plugin.MMDOptions`; building the method runs each of these checks once (the
+    keys and defaults in ``add_and_assert_specific_cfg``, the rest where ``__init__`` builds them).
 
     Example:
         >>> check_sfrik_method_kwargs({"proj_hidden_dim": [64, 32]})["proj_hidden_layers"]
@@ -131,6 +132,15 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
         ...
         ValueError: method_kwargs.mmd_method must be one of ['auto', 'gram', 'blocked', 'feature', 'reference'], got 'fast'
     """
+    kwargs = _completed(method_kwargs)
+    _projector(1, kwargs)
+    kwargs["weights"] = list(getattr(_loss_settings(kwargs).kernel, "weights", kwargs["weights"]))
+    return kwargs
+
+
+def _completed(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys: unknown ones are errors, missing ones get their defaults; and the checks no builder
+    makes (q >= 2 for the sphere, ``reg_small`` a boolean)."""
     user = dict(_plain(method_kwargs) or {})
     unknown = sorted(set(user) - set(SFRIK_METHOD_DEFAULTS))
     if unknown:
@@ -145,9 +155,6 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
     q = kwargs["proj_output_dim"]
     if isinstance(q, bool) or not isinstance(q, int) or q < 2:
         raise ValueError(f"method_kwargs.proj_output_dim (q, the sphere dimension) must be an integer >= 2, got {q!r}")
-    _projector(1, kwargs)
-    settings = _loss_settings(kwargs)
-    kwargs["weights"] = list(getattr(settings.kernel, "weights", kwargs["weights"]))
     if not isinstance(kwargs["reg_small"], bool):
         raise ValueError(f"method_kwargs.reg_small must be true or false, got {kwargs['reg_small']!r}")
     return kwargs
@@ -200,16 +207,13 @@ class SFRIK(BaseMethod):
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Checks ``method_kwargs`` (unknown keys are errors) and adds SFRIK's defaults for the keys
-        not given; a given key keeps its value (an interpolation stays one), the weights are
-        normalised to floats."""
+        """Checks ``method_kwargs``' keys (unknown keys are errors) and adds SFRIK's defaults for the
+        keys not given; a given key keeps its value (an interpolation stays one). The values the
+        projector and the loss take are checked where ``__init__`` builds them."""
         cfg = super(SFRIK, SFRIK).add_and_assert_specific_cfg(cfg)
-        checked = check_sfrik_method_kwargs(cfg.method_kwargs)
-        for key, value in checked.items():
+        for key, value in _completed(cfg.method_kwargs).items():
             if key not in cfg.method_kwargs:
                 cfg.method_kwargs[key] = value
-        if list(cfg.method_kwargs.weights) != checked["weights"]:
-            cfg.method_kwargs.weights = checked["weights"]
         return cfg
 
     @property
