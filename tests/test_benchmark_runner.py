@@ -6,6 +6,7 @@ needed); pretraining with solo-learn is in tests/adapter/test_benchmark_{e2e,res
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,16 +122,31 @@ def test_stage_markers_skip_finished_work_and_specs_must_match(tmp_path):
     assert (run.dir / "backbone.pt").read_bytes() == weights
 
 
-def test_a_failing_worker_raises_with_its_log(tmp_path):
+def test_a_crashing_worker_raises_with_its_log(tmp_path):
+    bench = _bench(tmp_path)
+    bench.prepare_data()
+    run = Run(bench.out, RANDOM_INIT, {}, 0)
+    crash = tmp_path / "crash"  # stands in for the Python that runs the worker: it crashes
+    crash.write_text(f"#!{sys.executable}\nimport sys\nprint('worker exploded', flush=True)\nsys.exit(1)\n")
+    crash.chmod(0o755)
+    with pytest.raises(StageFailed) as caught:
+        run_stage(run.dir, bench.spec(run), "train", python=str(crash))
+    assert caught.value.stage == "train" and caught.value.code == 1
+    assert "worker exploded" in caught.value.log_path.read_text()
+    assert not is_done(run.dir, "train")
+
+
+def test_bad_input_in_a_worker_is_one_line_naming_it(tmp_path):
+    """A worker's input error (exit status 2 and its ``error:`` line) reaches the user as one line."""
     bench = _bench(tmp_path)
     bench.prepare_data()
     run = Run(bench.out, RANDOM_INIT, {}, 0)
     spec = bench.spec(run)
     spec["backbone"] = {"name": "no_such_backbone"}
-    with pytest.raises(StageFailed) as caught:
+    with pytest.raises(InputError) as caught:
         run_stage(run.dir, spec, "train")
-    assert caught.value.stage == "train" and caught.value.code != 0
-    assert "no_such_backbone" in caught.value.log_path.read_text()
+    message = str(caught.value)
+    assert "\n" not in message and "no_such_backbone" in message and "train.log" in message
     assert not is_done(run.dir, "train")
 
 

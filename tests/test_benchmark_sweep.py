@@ -76,7 +76,13 @@ def test_equal_time_step_budget():
 def _pretrained(run, steps, wall, memory=900.0):
     write_json(
         run.dir / "pretrain.json",
-        {"steps": steps, "wall_time_s": wall, "peak_memory_mb": memory, "images_per_s": steps * 64 / wall},
+        {
+            "steps": steps,
+            "planned_steps": steps,  # a finished pretraining, as the worker records it
+            "wall_time_s": wall,
+            "peak_memory_mb": memory,
+            "images_per_s": steps * 64 / wall,
+        },
     )
 
 

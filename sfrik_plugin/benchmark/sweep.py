@@ -39,6 +39,7 @@ from typing import Any
 
 from ..files.records import read_json
 from .plan import Run
+from .stages import pretraining_complete
 
 __all__ = [
     "reference_q",
@@ -121,7 +122,8 @@ def equal_time_budget(
         return float(budget), f"{float(budget):g} s for every method"
     if chosen.get(budget) is None:
         return None, f"no budget: {budget} has no chosen setting"
-    record = read_json(sweep_run(cfg, root, budget, chosen[budget] or {}, q).dir / "pretrain.json")
+    reference = sweep_run(cfg, root, budget, chosen[budget] or {}, q).dir
+    record = read_json(reference / "pretrain.json") if pretraining_complete(reference) else None
     if record is None or not record.get("wall_time_s"):
         return None, f"no budget: {budget}'s equal-epoch run at q={q} did not run"
     seconds = float(record["wall_time_s"])
@@ -149,7 +151,7 @@ def equal_time_run(
     no record (did not fit, failed, not finished). When the budget buys exactly the equal-epoch
     run's steps, that run is the equal-time run too (nothing new to train)."""
     base = sweep_run(cfg, root, method, chosen, q)
-    record = read_json(base.dir / "pretrain.json")
+    record = read_json(base.dir / "pretrain.json") if pretraining_complete(base.dir) else None
     if record is None or not record.get("steps"):
         return None, f"no rate: the equal-epoch run {base.name} has no finished pretraining"
     steps = equal_time_steps(budget_s, record)
