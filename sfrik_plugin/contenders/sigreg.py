@@ -245,5 +245,9 @@ register_train_method(
         config="lejepa",
         loss="sigreg",
         style=PlotStyle("tab:green", "X", "-"),
+        # the same 2 hidden layers as VICReg's and Barlow's in the training profile, whatever the config says
+        overrides=("method_kwargs.proj_hidden_layers=2",),
+        projector_layers=None,  # method_kwargs.proj_hidden_layers (sfrik_plugin.solo.lejepa)
+        projector_last_bias=True,  # LeJEPA's reference projector keeps it
     )
 )

@@ -24,14 +24,24 @@ from typing import Any
 
 import omegaconf
 import torch
-import torch.nn as nn
 from omegaconf import OmegaConf
 from solo.methods.base import BaseMethod
 
 from ..console import InputError
+from ..contenders.projector import ProjectorDims, projector_dims
 from ..contenders.sigreg import LEJEPA_DEFAULTS, build_sigreg, lejepa_loss, lightly_status
+from .method import build_projector
 
-__all__ = ["LeJEPA", "LEJEPA_METHOD_DEFAULTS", "LEJEPA_METHOD_KWARGS_HELP", "check_lejepa_method_kwargs"]
+__all__ = [
+    "LeJEPA",
+    "LEJEPA_METHOD_DEFAULTS",
+    "LEJEPA_METHOD_KWARGS_HELP",
+    "LEJEPA_PROJECTOR_LAST_BIAS",
+    "check_lejepa_method_kwargs",
+]
+
+#: LeJEPA's reference projector (torchvision's MLP) keeps the bias of its last Linear.
+LEJEPA_PROJECTOR_LAST_BIAS = True
 
 #: Every ``method_kwargs`` key LeJEPA accepts, with its default (projector: SFRIK's paper widths).
 LEJEPA_METHOD_DEFAULTS: dict[str, Any] = {
@@ -42,7 +52,7 @@ LEJEPA_METHOD_DEFAULTS: dict[str, Any] = {
 }
 
 LEJEPA_METHOD_KWARGS_HELP: dict[str, str] = {
-    "proj_hidden_dim": "width of the projector's hidden layers, a positive integer",
+    "proj_hidden_dim": "width of the projector's hidden layers: an int, or a list of widths (one per layer)",
     "proj_hidden_layers": "number of Linear-BN-ReLU hidden layers, an integer >= 0",
     "proj_output_dim": "q, the dimension of the projector output SIGReg regularises; >= 1",
     "lambda": "weight of SIGReg in [0, 1]; the invariance gets 1 - lambda",
@@ -61,6 +71,21 @@ def _plain(value: Any) -> Any:
 
 def _integer(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _projector(in_dim: int, kwargs: Mapping[str, Any]) -> ProjectorDims:
+    """The projector's widths (checked by :func:`~sfrik_plugin.contenders.projector_dims`); errors
+    name ``method_kwargs.<key>``."""
+    try:
+        return projector_dims(
+            in_dim,
+            kwargs["proj_hidden_dim"],
+            kwargs["proj_output_dim"],
+            layers=kwargs["proj_hidden_layers"],
+            last_bias=LEJEPA_PROJECTOR_LAST_BIAS,
+        )
+    except ValueError as error:
+        raise InputError(f"method_kwargs.{error}") from None
 
 
 def check_lejepa_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,7 +108,10 @@ def check_lejepa_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, An
             f"Allowed keys: {', '.join(sorted(LEJEPA_METHOD_DEFAULTS))}"
         )
     kwargs: dict[str, Any] = {**LEJEPA_METHOD_DEFAULTS, **user}
-    minimum = {"proj_hidden_dim": 1, "proj_hidden_layers": 0, "proj_output_dim": 1, "num_slices": 1, "knots": 2}
+    if isinstance(kwargs["proj_hidden_dim"], (list, tuple)) and "proj_hidden_layers" not in user:
+        kwargs["proj_hidden_layers"] = len(kwargs["proj_hidden_dim"])
+    _projector(1, kwargs)
+    minimum = {"num_slices": 1, "knots": 2}
     for key, low in minimum.items():
         if not _integer(kwargs[key], low):
             raise InputError(f"method_kwargs.{key} must be an integer >= {low}, got {kwargs[key]!r}")
@@ -113,14 +141,7 @@ class LeJEPA(BaseMethod):
             raise InputError(f"method 'lejepa' is unavailable: {reason}")
         kwargs = check_lejepa_method_kwargs(cfg.method_kwargs)
         self.lambda_: float = kwargs["lambda"]
-        hidden, layers = kwargs["proj_hidden_dim"], kwargs["proj_hidden_layers"]
-        modules: list[nn.Module] = []
-        width = self.features_dim
-        for _ in range(layers):
-            modules += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
-            width = hidden
-        modules.append(nn.Linear(width, kwargs["proj_output_dim"]))
-        self.projector = nn.Sequential(*modules)
+        self.projector = build_projector(_projector(self.features_dim, kwargs))
         self.sigreg = build_sigreg(
             num_slices=kwargs["num_slices"], knots=kwargs["knots"], t_max=kwargs["t_max"], gather_distributed=True
         )

@@ -55,6 +55,10 @@ def test_method_kwargs_are_checked_with_one_line_naming_the_key():
             check_lejepa_method_kwargs({key: values[key]})
         assert "\n" not in str(caught.value)
     assert check_lejepa_method_kwargs({"lambda": 0, "t_max": 2})["lambda"] == 0.0
+    # the projector's widths are checked by the one projector_dims, like SFRIK's
+    assert check_lejepa_method_kwargs({"proj_hidden_dim": [32, 16]})["proj_hidden_layers"] == 2
+    with pytest.raises(InputError, match=r"^method_kwargs.proj_output_dim must be a positive integer, got 0$"):
+        check_lejepa_method_kwargs({"proj_output_dim": 0})
 
 
 def test_a_built_model_trains_on_lightlys_lejepa_loss_and_is_registered_next_to_sfrik():
