@@ -6,6 +6,7 @@
   solo-learn's VICReg and Barlow Twins), their step builders and memory models;
 * :mod:`.methods` — the built-in training methods (sfrik, vicreg, barlow);
 * :mod:`.sigreg` — LeJEPA's SIGReg from lightly (the ``sigreg`` contender, the ``lejepa`` method);
+* :mod:`.exact_barlow` — Barlow Twins' loss exact under DDP (:func:`exact_barlow_loss_func`);
 * :mod:`.projector` — the projector's widths and parameter count (:func:`projector_dims`);
 * :mod:`.memory` — the memory budget and the predictions compared with it.
 
@@ -18,6 +19,7 @@ Example:
 """
 
 from . import losses, methods, sigreg  # noqa: F401  (registers the built-in entries)
+from .exact_barlow import exact_barlow_loss_func
 from .memory import (
     BACKBONES,
     GIB,
@@ -47,6 +49,7 @@ from .registry import (
     unregister_contender,
     unregister_train_method,
 )
+from .sigreg import LEJEPA_DEFAULTS, build_sigreg, lejepa_loss, lightly_status, sigreg_contender
 
 __all__ = [
     "CONTENDERS",
@@ -75,4 +78,10 @@ __all__ = [
     "BACKBONES",
     "ProjectorDims",
     "projector_dims",
+    "exact_barlow_loss_func",
+    "LEJEPA_DEFAULTS",
+    "lightly_status",
+    "build_sigreg",
+    "lejepa_loss",
+    "sigreg_contender",
 ]
