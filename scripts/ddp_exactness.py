@@ -56,13 +56,11 @@ WHY_EXACT = {
     "sfrik-gram/replicated": "the official scheme: views gathered with gradients, whole loss on every rank",
     "sfrik-blocked/sharded": "as gram/sharded, in row blocks of 3",
     "sfrik-blocked/replicated": "as gram/replicated, in row blocks of 3",
+    "sfrik-feature/replicated": "as gram/replicated, by the degree-2 feature-space sums of the gathered views",
 }
-#: Contenders this project ships that must be exact but are not yet: the table says why.
-KNOWN_DEFECTS = {
-    "sfrik-feature/replicated": "DEFECT (sfrik_plugin/maths): the replicated branch of maths/statistics.py "
-    "gathers the views and passes group=None on, but feature_space_statistics' all_reduce_sum(..., None) "
-    "means the WORLD group, so the already global sums are added W times",
-}
+#: Contenders this project ships that must be exact but are not yet: the table says why (none today:
+#: the feature path's replicated mode summed its gathered statistics over the ranks a second time)
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,10 +32,7 @@ EXACT = [
     "sfrik-gram/replicated",
     "sfrik-blocked/sharded",
     "sfrik-blocked/replicated",
-    pytest.param(
-        "sfrik-feature/replicated",
-        marks=pytest.mark.xfail(strict=True, reason="maths/statistics.py replicated + feature: sums added W times"),
-    ),
+    "sfrik-feature/replicated",
     "barlow-exact",
 ]
 

@@ -48,20 +48,27 @@ def pair_squared_distances(zi: Tensor, zj: Tensor, normalize: bool, eps: float =
     return torch.where(on_sphere, precise, plain).clamp_min(0)
 
 
+def _sum_over(group: Any, tensor: Tensor) -> Tensor:
+    """Summed over the ranks of ``group`` when the rows are sharded over it; ``None`` means the rows
+    here are the whole batch (one process, ``distributed="none"``, or gathered by the replicated
+    scheme), never "the default group": summing gathered statistics again counted them W times."""
+    return tensor if group is None else all_reduce_sum(tensor, group)
+
+
 def _feature_space_sum(
     z: Tensor, coefficients: tuple[float, float, float], unbiased: bool, group: Any, total_rows: int
 ):
     """``Σ_{i,j} φ(z_iᵀ z_j)`` over the global batch for ``φ(t) = c0 + c1 t + c2 t²``."""
     c0, c1, c2 = coefficients
-    column_sum = all_reduce_sum(z.sum(dim=0), group)
+    column_sum = _sum_over(group, z.sum(dim=0))
     total = c0 * total_rows**2 + c1 * column_sum.dot(column_sum)
     if c2 != 0:
-        second_moment = all_reduce_sum(z.T @ z, group)  # q × q: the only O(q²) object
+        second_moment = _sum_over(group, z.T @ z)  # q × q: the only O(q²) object
         total = total + c2 * second_moment.pow(2).sum()
     if unbiased:
         squared_norms = z.pow(2).sum(dim=1)
         diagonal = (c0 + c1 * squared_norms + c2 * squared_norms.pow(2)).sum()
-        total = total - all_reduce_sum(diagonal, group)
+        total = total - _sum_over(group, diagonal)
     return total
 
 
@@ -75,10 +82,11 @@ def feature_space_statistics(
     group: Any,
     total_rows: int,
 ) -> tuple[Tensor, Tensor]:
-    """``(pair distances [P], kernel means [R])``, the same numbers as the fused path."""
+    """``(pair distances [P], kernel means [R])``, the same numbers as the fused path. ``group``: the
+    process group the rows are sharded over, or ``None`` when ``views`` hold the whole batch."""
     dim = views[0].shape[1]
     distances = [
-        all_reduce_sum(pair_squared_distances(views[i], views[j], normalize).sum(), group) / float(total_rows * dim)
+        _sum_over(group, pair_squared_distances(views[i], views[j], normalize).sum()) / float(total_rows * dim)
         for i, j in pairs
     ]
     if normalize:

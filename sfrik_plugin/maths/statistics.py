@@ -132,7 +132,14 @@ def sphere_statistics(
         elif method == "feature":
             assert coefficients is not None
             distances, means = feature_space_statistics(
-                tensors, pairs, regularized, coefficients, normalize, options.unbiased, group, total_rows
+                tensors,
+                pairs,
+                regularized,
+                coefficients,
+                normalize,
+                options.unbiased,
+                group if mode == "sharded" else None,  # None: these rows are the whole batch
+                total_rows,
             )
         else:
             block_size = options.block_size
