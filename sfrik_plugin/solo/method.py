@@ -24,8 +24,10 @@ from omegaconf import OmegaConf
 from solo.methods.base import BaseMethod
 
 from ..contenders.projector import SFRIK_PROJECTOR_LAST_BIAS, ProjectorDims, projector_dims
+from ..maths.kernels import RotationInvariantKernel, build_kernel
 from ..maths.losses import SFRIK_LOSS_DEFAULTS, SFRIKLossOutput, SFRIKLossSettings
-from ..maths.options import InvalidOption
+from ..maths.options import InvalidOption, MMDOptions
+from ..maths.spectral import SpectralKernel
 
 __all__ = [
     "SFRIK",
@@ -56,6 +58,7 @@ SFRIK_METHOD_DEFAULTS: dict[str, Any] = {
     "proj_hidden_layers": 2,
     "proj_output_dim": 8192,
     **{key: SFRIK_LOSS_DEFAULTS[loss_key] for key, loss_key in SFRIK_LOSS_KEYWORDS.items()},
+    "kernel": "legendre",
     "reg_small": True,
 }
 
@@ -65,7 +68,9 @@ SFRIK_METHOD_KWARGS_HELP: dict[str, str] = {
     "proj_output_dim": "q, the embedding dimension (sphere S^{q-1}); >= 2",
     "sim_coeff": "weight of the invariance (MSE) term",
     "mmd_coeff": "weight of the MMD-to-uniform term",
-    "weights": "Legendre weights (b_1, ..., b_L) of the kernel, all >= 0",
+    "weights": "Legendre weights (b_1, ..., b_L) of kernel 'legendre', all >= 0",
+    "kernel": "the kernel: 'legendre' (weights above), or another registered kernel by name or as "
+    "{name: heat, tau: ..., degree: ...} / {name: bandlimited, degree: L} (sfrik_plugin.build_kernel)",
     "estimator": "MMD estimator: 'v' (official, diagonal included) or 'u'",
     "mmd_method": "how the kernel mean is computed: 'auto', 'gram', 'blocked' or 'feature'",
     "block_size": "rows per block for mmd_method='blocked' (None = automatic)",
@@ -99,12 +104,53 @@ def _projector(in_dim: int, kwargs: Mapping[str, Any]) -> ProjectorDims:
         raise ValueError(f"method_kwargs.{error}") from None
 
 
+def _named_kernel(kwargs: Mapping[str, Any]) -> RotationInvariantKernel | None:
+    """The kernel ``method_kwargs.kernel`` names, or None for ``legendre`` with ``weights``.
+
+    Example:
+        >>> _named_kernel({"kernel": {"name": "bandlimited", "degree": 4}, "weights": [1.0, 40.0, 40.0], "proj_output_dim": 64})
+        BandlimitedKernel(degree=4, scale=81.0)
+        >>> _named_kernel({"kernel": "heat", "weights": [1.0], "proj_output_dim": 64})
+        Traceback (most recent call last):
+        ...
+        ValueError: method_kwargs.weights applies to kernel 'legendre' only, not to 'heat': drop it (or set kernel: legendre)
+    """
+    spec = _plain(kwargs.get("kernel"))
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+        raise ValueError(
+            f"method_kwargs.kernel must be a kernel name or a mapping with a 'name' key, e.g. "
+            f"{{name: heat, tau: 0.001}}, got {spec!r}"
+        )
+    name, parameters = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    if name == "legendre" and not parameters:
+        return None
+    if name != "legendre" and list(_plain(kwargs["weights"])) != list(SFRIK_LOSS_DEFAULTS["weights"]):
+        raise ValueError(
+            f"method_kwargs.weights applies to kernel 'legendre' only, not to {name!r}: drop it (or set kernel: legendre)"
+        )
+    try:
+        kernel = build_kernel(name, **parameters)
+        if isinstance(kernel, SpectralKernel):  # its degree at this q: a tail that cannot fit fails now
+            kernel.weights_for(int(kwargs["proj_output_dim"]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"method_kwargs.kernel: {error}") from None
+    return kernel
+
+
 def _loss_settings(kwargs: Mapping[str, Any]) -> SFRIKLossSettings:
     """The loss's coefficients, kernel and MMD options from (plain) method_kwargs, built — and so
     validated — by the loss's own constructors; errors name ``method_kwargs.<key>``."""
     keywords = {keyword: _plain(kwargs[key]) for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
+    kernel = _named_kernel(kwargs)
     try:
-        return SFRIKLossSettings.from_keywords(**keywords)
+        if kernel is None:
+            return SFRIKLossSettings.from_keywords(**keywords)
+        options = {k: v for k, v in keywords.items() if k not in ("sim_coeff", "mmd_coeff", "weights")}
+        return SFRIKLossSettings(
+            keywords["sim_coeff"], keywords["mmd_coeff"], kernel, MMDOptions.from_keywords(options)
+        )
     except InvalidOption as error:
         raise ValueError(f"method_kwargs.{_LOSS_KEY_OF[error.name]} {error.requirement}") from None
     except ValueError as error:  # the kernel's own message: the only other setting that can fail
