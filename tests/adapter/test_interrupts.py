@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from _images import make_image_folder
 from _subprocesses import checkout_env
+from test_resume_faults import EPOCHS
+from test_resume_faults import _command as resume_command
 
 pytestmark = pytest.mark.requires_solo
-
-EPOCHS = 3
 
 # a sitecustomize that holds every atomic checkpoint save between its write and its rename for a
 # while (and says when), so that a signal lands inside the save
@@ -51,35 +51,7 @@ def data(tmp_path_factory):
 
 
 def _command(data, ckpt_dir: Path, workers: int = 0, devices: int = 1) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sfrik_plugin.solo.cli",
-        "pretrain",
-        "--config-name",
-        "custom/sfrik",
-        f"data.train_path={data['train']}",
-        f"data.val_path={data['val']}",
-        f"data.num_workers={workers}",
-        "augmentations.0.crop_size=16",
-        "augmentations.1.crop_size=16",
-        "accelerator=cpu",
-        f"devices={devices}",
-        f"strategy={'ddp' if devices > 1 else 'auto'}",
-        "precision=32",
-        "optimizer.batch_size=4",
-        "method_kwargs.proj_hidden_dim=32",
-        "method_kwargs.proj_output_dim=16",
-        "backbone.name=resnet18",
-        f"checkpoint.dir={ckpt_dir}",
-        f"max_epochs={EPOCHS}",
-        "auto_resume.enabled=True",
-        "++limit_val_batches=1",
-        "++num_sanity_val_steps=0",
-        "++enable_progress_bar=False",
-        "++performance.disable_channel_last=True",
-        "++seed=3",
-    ]
+    return resume_command(data, ckpt_dir, workers, epochs=EPOCHS, devices=devices)
 
 
 def _env(**extra: str) -> dict:

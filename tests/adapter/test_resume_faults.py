@@ -32,8 +32,9 @@ def data(tmp_path_factory):
     }
 
 
-def _command(data, ckpt_dir: Path, workers: int | str, epochs: int = EPOCHS) -> list[str]:
-    """``workers``: DataLoader workers of solo-learn's pipeline, or "fast" for data.fast_augment."""
+def _command(data, ckpt_dir: Path, workers: int | str, epochs: int = EPOCHS, devices: int = 1) -> list[str]:
+    """``workers``: DataLoader workers of solo-learn's pipeline, or "fast" for data.fast_augment;
+    ``devices``: CPU processes (DDP from 2). Also used by test_interrupts.py."""
     fast = workers == "fast"
     return [
         sys.executable,
@@ -49,8 +50,8 @@ def _command(data, ckpt_dir: Path, workers: int | str, epochs: int = EPOCHS) -> 
         "augmentations.0.crop_size=16",
         "augmentations.1.crop_size=16",
         "accelerator=cpu",
-        "devices=1",
-        "strategy=auto",
+        f"devices={devices}",
+        f"strategy={'ddp' if devices > 1 else 'auto'}",
         "precision=32",
         "optimizer.batch_size=4",
         "method_kwargs.proj_hidden_dim=32",
