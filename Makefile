@@ -1,13 +1,15 @@
 # The two commands of a fresh machine (README "Quick start"):
 #   make demo   set up everything (venv, torch, solo-learn, sfrik-plugin, demo data), then run the demo
 #   make test   the same set-up (a second or so when done), then the whole test suite
+#   make test-fast   the tests that start no process and train nothing (pytest -m "not slow"; the
+#               rule that marks the others is in tests/conftest.py): the inner loop while editing
 # CI (.ci/run) runs `make lint test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PYTHON
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-fast lint format clean
 
 setup:
 	@bash scripts/setup.sh $(VENV)
@@ -20,6 +22,11 @@ demo: setup
 test: setup
 	@echo "[make] running the tests: $(BIN)/python -m pytest -q -ra"
 	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra
+
+# the same, without the tests marked slow (they start processes or train; tests/conftest.py)
+test-fast: setup
+	@echo "[make] running the fast tests: $(BIN)/python -m pytest -q -ra -m 'not slow'"
+	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra -m "not slow"
 
 lint: setup
 	@echo "[make] ruff check, ruff format --check, mypy"

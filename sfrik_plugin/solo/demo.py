@@ -8,15 +8,19 @@
    package dataset-fashion-mnist, else a checksum-verified download cached for next time;
 2. pretrains SFRIK (ResNet-18, small projector) with the shipped ``custom/sfrik`` config and
    solo-learn's online linear classifier, saving a checkpoint;
-3. evaluates the checkpoint offline with the linear launcher (frozen backbone).
+3. evaluates the checkpoint offline with the linear launcher (frozen backbone);
+4. evaluates the untrained backbone (the same architecture and seed, before any step) with the
+   same linear protocol on the same images, and prints both and what pretraining added.
 
 Every step is the same code the ``sfrik-pretrain`` / ``sfrik-linear`` launchers run; the
-equivalent command lines are printed. wandb stays off; progress is printed once per epoch.
+equivalent command lines are printed and kept in ``<workdir>/demo_results.json`` (``commands``).
+wandb stays off; progress is printed once per epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -69,9 +73,12 @@ def pretrain_overrides(data: dict, ckpt_dir: Path, epochs: int, batch_size: int)
     ]
 
 
-def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_size: int) -> list[str]:
+def linear_overrides(
+    data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_size: int, name: str = "sfrik-fashion-mnist-demo-linear"
+) -> list[str]:
+    """The demo's changes to the shipped ``custom`` linear config (the same for both backbones)."""
     return [
-        "name=sfrik-fashion-mnist-demo-linear",
+        f"name={name}",
         f"pretrained_feature_extractor={ckpt}",
         f"data.train_path={data['train']}",
         f"data.val_path={data['val']}",
@@ -95,9 +102,75 @@ def linear_overrides(data: dict, ckpt: str, ckpt_dir: Path, epochs: int, batch_s
     ]
 
 
-def _show(command: str, config: str, overrides: list[str]) -> None:
-    quoted = " ".join(f"'{o}'" if "[" in o else o for o in overrides)
-    print(f"\n[sfrik-demo] equivalent command:\n  {command} --config-name {config} {quoted}\n", flush=True)
+def command_line(command: str, config: str, overrides: list[str]) -> str:
+    """The shell command line of a launcher step, quoted so that a shell gives the launcher
+    exactly ``--config-name config`` and ``overrides``.
+
+    Example:
+        >>> command_line("sfrik-linear", "custom", ["max_epochs=3", "scheduler.lr_decay_steps=[2]"])
+        "sfrik-linear --config-name custom max_epochs=3 'scheduler.lr_decay_steps=[2]'"
+        >>> shlex.split(_)[3:]
+        ['max_epochs=3', 'scheduler.lr_decay_steps=[2]']
+    """
+    return shlex.join([command, "--config-name", config, *overrides])
+
+
+def _show(command: str, config: str, overrides: list[str]) -> str:
+    line = command_line(command, config, overrides)
+    print(f"\n[sfrik-demo] equivalent command:\n  {line}\n", flush=True)
+    return line
+
+
+def save_untrained_backbone(cfg: Any, path: Path) -> str:
+    """Writes the backbone pretraining starts from (``cfg``'s architecture, initialised under
+    ``cfg.seed`` as :func:`.pretrain.run_pretrain` does, no step taken) as a checkpoint that
+    ``pretrained_feature_extractor`` reads; returns its path.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from omegaconf import OmegaConf
+        >>> cfg = OmegaConf.create({"seed": 5, "backbone": {"name": "resnet18"}, "data": {"dataset": "custom"}})
+        >>> path = save_untrained_backbone(cfg, Path(tempfile.mkdtemp()) / "untrained.ckpt")
+        >>> state = torch.load(path, weights_only=True)["state_dict"]
+        >>> len(state) > 100 and all(k.startswith("backbone.") for k in state)
+        True
+    """
+    import torch
+    from lightning.pytorch import seed_everything
+    from solo.utils.misc import omegaconf_select
+
+    from ..files.atomic import atomic_write
+    from .backbones import build_backbone
+
+    seed_everything(int(omegaconf_select(cfg, "seed", 5)))  # solo's parse_cfg default
+    backbone = build_backbone(cfg, "sfrik")
+    state = {f"backbone.{k}": v.detach().clone() for k, v in backbone.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        torch.save({"state_dict": state}, handle)
+    return str(path)
+
+
+def gain_line(trained: float, untrained: float) -> str:
+    """The demo's last line: what pretraining added over the untrained backbone.
+
+    Example:
+        >>> gain_line(70.4, 52.2)
+        'offline linear top-1 70.4 % after pretraining, 52.2 % untrained: +18.2 points'
+    """
+    return (
+        f"offline linear top-1 {trained:.1f} % after pretraining, {untrained:.1f} % untrained: "
+        f"{trained - untrained:+.1f} points"
+    )
+
+
+def _result_line(summary: dict[str, Any]) -> str:
+    trained, untrained = summary["offline_linear_val_acc1"], summary["untrained_offline_linear_val_acc1"]
+    if trained is None or untrained is None:  # too few images for one batch of the linear evaluation
+        return f"no offline linear accuracy (after pretraining: {trained}, untrained: {untrained})"
+    online = summary["online_linear_val_acc1"]
+    online_text = f"{online:.1f} %" if online is not None else "none"
+    return f"{gain_line(trained, untrained)} (online {online_text}, chance 10 %)"
 
 
 def run_demo(argv: list[str] | None = None) -> dict[str, Any]:
@@ -139,16 +212,25 @@ def run_demo(argv: list[str] | None = None) -> dict[str, Any]:
     )
     data = {k: str(v) for k, v in prepared.items()}
 
-    log.info("2/3 pretraining SFRIK for %d epoch(s) with online linear evaluation", args.epochs)
+    commands: dict[str, str] = {}
+    log.info("2/4 pretraining SFRIK for %d epoch(s) with online linear evaluation", args.epochs)
     over = pretrain_overrides(data, work / "checkpoints", args.epochs, args.batch_size)
-    _show("sfrik-pretrain", "custom/sfrik", over)
-    pre = run_pretrain(compose_config("pretrain", "custom/sfrik", over))
+    commands["pretrain"] = _show("sfrik-pretrain", "custom/sfrik", over)
+    pretrain_cfg = compose_config("pretrain", "custom/sfrik", over)
+    untrained = save_untrained_backbone(pretrain_cfg, work / "checkpoints" / "untrained-backbone.ckpt")
+    pre = run_pretrain(pretrain_cfg)
     t_pre = time.time() - start
 
-    log.info("3/3 offline linear evaluation of %s", pre["checkpoint"])
+    log.info("3/4 offline linear evaluation of %s", pre["checkpoint"])
     over = linear_overrides(data, pre["checkpoint"], work / "checkpoints", args.linear_epochs, 64)
-    _show("sfrik-linear", "custom", over)
+    commands["linear"] = _show("sfrik-linear", "custom", over)
     lin = run_linear(compose_config("linear", "custom", over))
+
+    log.info("4/4 the same linear evaluation of the untrained backbone %s", untrained)
+    name = "sfrik-fashion-mnist-demo-linear-untrained"
+    over = linear_overrides(data, untrained, work / "checkpoints", args.linear_epochs, 64, name=name)
+    commands["linear_untrained"] = _show("sfrik-linear", "custom", over)
+    base = run_linear(compose_config("linear", "custom", over))
     total = time.time() - start
 
     summary = {
@@ -159,20 +241,26 @@ def run_demo(argv: list[str] | None = None) -> dict[str, Any]:
         "val_images": 10 * args.val_per_class,
         "online_linear_val_acc1": pre["metrics"].get("val_acc1"),
         "offline_linear_val_acc1": lin["metrics"].get("val_acc1"),
+        "untrained_offline_linear_val_acc1": base["metrics"].get("val_acc1"),
+        "pretraining_gain_points": None,
         "chance_acc1": 10.0,
         "pretrain_seconds": round(t_pre, 1),
         "total_seconds": round(total, 1),
         "threads": args.threads,
+        # what the demo ran, as launcher command lines (the untrained checkpoint is the demo's:
+        # save_untrained_backbone); a shell gives each launcher exactly these overrides
+        "commands": commands,
+        "untrained_checkpoint": untrained,
     }
+    trained_acc, untrained_acc = summary["offline_linear_val_acc1"], summary["untrained_offline_linear_val_acc1"]
+    if trained_acc is not None and untrained_acc is not None:
+        summary["pretraining_gain_points"] = round(trained_acc - untrained_acc, 2)
     write_json(work / "demo_results.json", summary)
     print("\n[sfrik-demo] results (top-1 % on the 10-class validation subset; chance = 10 %):")
     for key, value in summary.items():
-        print(f"  {key}: {value}")
-    print(
-        f"[sfrik-demo] linear top-1: {summary['offline_linear_val_acc1']:.1f} % offline, "
-        f"{summary['online_linear_val_acc1']:.1f} % online (chance 10 %), in {total:.0f} s",
-        flush=True,
-    )
+        if key != "commands":
+            print(f"  {key}: {value}")
+    print(f"[sfrik-demo] {_result_line(summary)}; in {total:.0f} s", flush=True)
     return summary
 
 
