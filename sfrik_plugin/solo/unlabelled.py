@@ -65,6 +65,11 @@ def masked_classifier_metrics(
 class _LabelMasked:
     """Mixin: solo-learn's classifier steps with :func:`masked_classifier_metrics` (see the module)."""
 
+    def __reduce__(self):
+        # the subclass is made at run time: pickle (e.g. Lightning's ddp_spawn) rebuilds it from
+        # the solo-learn class it wraps, which pickle can find by name
+        return (_rebuild, (type(self).__mro__[2], self.__getstate__()))
+
     def _base_shared_step(self, X: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
         out = self(X)  # type: ignore[operator]
         logits = out["logits"]
@@ -80,6 +85,13 @@ class _LabelMasked:
             loss, acc1, acc5 = masked_classifier_metrics(logits, targets, top_k=(1, min(5, logits.size(1))))
             out.update({"logits": logits, "loss": loss, "acc1": acc1, "acc5": acc5})
         return out
+
+
+def _rebuild(method_class: type, state: dict) -> Any:
+    masked = label_masked(method_class)
+    model = masked.__new__(masked)
+    model.__setstate__(state)
+    return model
 
 
 @functools.cache

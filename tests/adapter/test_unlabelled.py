@@ -26,7 +26,7 @@ def _cfg(compose, tiny_overrides, method, train_path, extra=(), labelled=False):
     return parse_with_devices(cfg, parse_cfg)
 
 
-def _batch(targets, crops=2, size=16, seed=0):
+def _batch(targets, crops=2, size=8, seed=0):
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -67,20 +67,17 @@ def test_a_step_on_unlabelled_rows_trains_no_classifier_and_stays_finite(compose
 
     cfg = _cfg(compose, tiny_overrides, method, flat_folder)
     seed_everything(0)
-    model = label_masked(METHODS[cfg.method])(cfg)
-    seed_everything(0)
-    plain = METHODS[cfg.method](cfg)  # solo-learn's class as registered: same weights
-    model.train(), plain.train()
+    model = label_masked(METHODS[cfg.method])(cfg).train()
 
     unlabelled = _batch([-1, -1, -1, -1])
     loss, classifier, rest = _classifier_and_rest_grads(model, unlabelled)
     assert torch.isfinite(loss), "solo-learn's own classes: NaN on unlabelled rows (what this fixes)"
     assert all(g is None or torch.count_nonzero(g) == 0 for g in classifier.values()), "classifier learnt from -1"
     assert all(torch.isfinite(g).all() for g in rest.values())
-    # the backbone and projector see exactly the method's own loss: the gradient of solo's class
-    # on the same images with real labels, minus the classifier's share (detached features)
+    # the backbone and projector see exactly the method's own loss: their gradient is the one of
+    # the same images with real labels (the classifier reads detached features)
     labelled = _batch([i % cfg.data.num_classes for i in range(4)])
-    _, _, labelled_rest = _classifier_and_rest_grads(plain, labelled)
+    _, _, labelled_rest = _classifier_and_rest_grads(model, labelled)
     for key, grad in rest.items():
         torch.testing.assert_close(grad, labelled_rest[key], rtol=1e-5, atol=1e-7)
 
@@ -131,6 +128,23 @@ def test_solo_learns_registry_keeps_its_own_classes():
     label_masked(VICReg)  # what a launcher does
     assert solo.methods.METHODS["vicreg"] is VICReg and solo.methods.METHODS["barlow_twins"] is BarlowTwins
     assert solo.methods.METHODS["sfrik"] is sfrik_plugin.solo.SFRIK
+
+
+def test_a_label_masked_model_survives_pickling(compose, tiny_overrides, flat_folder):
+    """Lightning's ddp_spawn pickles the model: the run-time subclass must come back as itself."""
+    import pickle
+
+    import torch
+    from solo.methods import METHODS
+
+    from sfrik_plugin.solo.unlabelled import label_masked
+
+    cfg = _cfg(compose, tiny_overrides, "vicreg", flat_folder)
+    model = label_masked(METHODS[cfg.method])(cfg)
+    copy = pickle.loads(pickle.dumps(model))
+    assert type(copy) is type(model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(copy.state_dict()[key], value)
 
 
 @pytest.mark.parametrize("method", METHODS_UNDER_TEST)
