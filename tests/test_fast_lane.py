@@ -19,9 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFTEST = Path(__file__).resolve().with_name("conftest.py")
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (``import conftest`` could be another folder's)."""
-    return next(m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == str(CONFTEST))
+@pytest.fixture
+def root_conftest(request):
+    """tests/conftest.py as pytest loaded it (``import conftest`` may give tests/adapter's)."""
+    plugins = list(request.config.pluginmanager.get_plugins()) + list(sys.modules.values())
+    return next(m for m in plugins if str(getattr(m, "__file__", "")) == str(CONFTEST))
 
 
 def _item(function, fixtures=()):
@@ -46,18 +48,18 @@ def _pure():
     return sum(range(3))
 
 
-def test_the_rule_reads_the_code_of_tests_helpers_and_fixtures():
-    assert _conftest().slow_reason(_item(_pure)) is None
-    assert _conftest().slow_reason(_item(_starts_a_process)) == "starts a process (subprocess)"
-    assert _conftest().slow_reason(_item(_calls_a_test_helper)) == "starts a process (subprocess)"
-    reason = _conftest().slow_reason(_item(_trains_through_a_helper))
+def test_the_rule_reads_the_code_of_tests_helpers_and_fixtures(root_conftest):
+    assert root_conftest.slow_reason(_item(_pure)) is None
+    assert root_conftest.slow_reason(_item(_starts_a_process)) == "starts a process (subprocess)"
+    assert root_conftest.slow_reason(_item(_calls_a_test_helper)) == "starts a process (subprocess)"
+    reason = root_conftest.slow_reason(_item(_trains_through_a_helper))
     assert reason.startswith("trains (") and "run_pretrain" in reason
     # a fixture that starts a process makes its tests slow
-    assert _conftest().slow_reason(_item(_pure, [("server", _starts_a_process)])) == "starts a process (subprocess)"
+    assert root_conftest.slow_reason(_item(_pure, [("server", _starts_a_process)])) == "starts a process (subprocess)"
     # the package's own functions are read too: the launchers' flows train
     from sfrik_plugin.solo import demo
 
-    assert "trains" in _conftest().slow_reason(_item(demo.main))
+    assert "trains" in root_conftest.slow_reason(_item(demo.main))
 
 
 def test_make_test_fast_runs_the_tests_not_marked_slow_and_ci_still_runs_everything():
