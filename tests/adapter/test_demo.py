@@ -82,6 +82,7 @@ def test_the_untrained_backbone_is_where_pretraining_starts(tmp_path, compose, t
 def test_the_demo_reports_the_untrained_baseline_and_its_json_holds_what_it_ran(tmp_path):
     """A tiny demo run end to end: both linear evaluations, the difference, and command lines that
     compose exactly the configs recorded by the runs (the pretraining's args.json)."""
+    import torch
     from omegaconf import OmegaConf
     from solo.args.pretrain import parse_cfg
 
@@ -93,7 +94,11 @@ def test_the_demo_reports_the_untrained_baseline_and_its_json_holds_what_it_ran(
     make_image_folder(source / "val", classes=10, per_class=2, size=28, seed=1)
     work = tmp_path / "work dir"
     argv = ["--workdir", str(work), "--data", str(source), "--train-per-class", "7", "--val-per-class", "2"]
-    summary = run_demo([*argv, "--batch-size", "8", "--epochs", "1", "--linear-epochs", "1", "--threads", "1"])
+    threads = torch.get_num_threads()
+    try:
+        summary = run_demo([*argv, "--batch-size", "8", "--epochs", "1", "--linear-epochs", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)  # the demo sets the process's thread count
 
     results = json.loads((work / "demo_results.json").read_text())
     assert results["commands"] == summary["commands"]
