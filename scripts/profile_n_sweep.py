@@ -14,7 +14,7 @@ time and memory against N (log–log) and the crossover N* where SIGReg becomes 
 SFRIK's Gram path: predicted from the flop model (sfrik_plugin.profiler.n_sweep) and measured
 (interpolated between the sweep's sizes).
 
-  python scripts/profile_n_sweep.py                         # CPU default grid (< 10 min here)
+  python scripts/profile_n_sweep.py                         # CPU default grid: N = 64…2048, q = 1024, 8192 (~7 min here)
   python scripts/profile_n_sweep.py --sizes 64:8192 --dims 1024 8192 --slices 256 1024 4096 \\
       --device cuda --max-call-seconds 0 --out bench-results/n_sweep-gpu
 """
@@ -47,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-call-seconds",
         type=float,
-        default=20.0,
+        default=8.0,
         help="skip a configuration predicted (from smaller N) to need more per call; 0 = never skip",
     )
-    add_run_control_arguments(parser, out="bench-results/n_sweep", config_seconds=4.0, max_repeats=10)
+    add_run_control_arguments(parser, out="bench-results/n_sweep", config_seconds=3.0, max_repeats=10)
     parser.add_argument("--plot", type=str, default=None, help="PNG path (default: <out>/n_sweep.png)")
     parser.add_argument(
         "--from-json",
