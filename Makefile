@@ -25,8 +25,8 @@ test: setup
 
 # the same, without the tests marked slow (they start processes or train; tests/conftest.py)
 test-fast: setup
-	@echo "[make] running the fast tests: $(BIN)/python -m pytest -q -ra -m 'not slow'"
-	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra -m "not slow"
+	@echo "[make] running the fast tests: $(BIN)/python -m pytest -q -ra -m 'not slow' -n auto"
+	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra -m "not slow" -n auto
 
 lint: setup
 	@echo "[make] ruff check, ruff format --check, mypy"

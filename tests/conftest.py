@@ -85,8 +85,8 @@ PROCESS_NAMES = frozenset(
         "run_cli",  # tests/adapter/conftest.py: a launcher in a fresh process
     }
 )
-#: names whose use means it trains (Lightning's fit, the launchers' entry points, the demo)
-TRAIN_NAMES = frozenset({"fit", "run_pretrain", "run_linear", "run_knn", "run_demo"})
+#: names whose use means it trains (Lightning's fit, the launchers' entry points, the demo, a method's own step)
+TRAIN_NAMES = frozenset({"fit", "run_pretrain", "run_linear", "run_knn", "run_demo", "training_step"})
 #: names of library calls that start a process inside a library the rule does not read
 PROCESS_NAMES |= {"processor"}  # platform.processor() runs `uname -p`
 #: tests whose process the code cannot show (a DataLoader's worker: ``num_workers=1``), by id
