@@ -88,7 +88,7 @@ class _LabelMasked:
 
 
 def _rebuild(method_class: type, state: dict) -> Any:
-    masked = label_masked(method_class)
+    masked: Any = label_masked(method_class)  # a class: Any keeps mypy off type.__new__'s overloads
     model = masked.__new__(masked)
     model.__setstate__(state)
     return model
