@@ -24,6 +24,7 @@ are seeded by the step). Writes ddp_exactness.{csv,json,md} and prints the markd
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -162,6 +163,23 @@ def _setup_process() -> None:
     torch.set_default_dtype(torch.float64)
 
 
+@contextlib.contextmanager
+def _process_settings():
+    """:func:`_setup_process` for the length of ``main``, then the caller's settings back: a test
+    that calls ``main`` in its own process must not be left with float64 as torch's default dtype,
+    one thread and every warning ignored (it was, and the suite's later tests failed)."""
+    import torch
+
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    with warnings.catch_warnings():
+        _setup_process()
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(dtype)
+            torch.set_num_threads(threads)
+
+
 def _results(cases, inputs, model) -> dict[str, Any]:
     return {name: (case if isinstance(case, str) else _run(case, inputs, model)) for name, case in cases.items()}
 
@@ -250,13 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if any(w < 2 for w in args.world_sizes) or args.rows < 3 or args.q < 2:
         build_parser().error("world sizes must be >= 2, --rows >= 3 and --q >= 2")
+    with _process_settings():
+        return _main(args, argv)
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
     import torch.multiprocessing as mp
 
     from sfrik_plugin.files.records import write_csv, write_json, write_text_atomic
     from sfrik_plugin.profiler import describe_machine
 
-    _setup_process()
     command = " ".join(["python scripts/ddp_exactness.py", *(sys.argv[1:] if argv is None else argv)])
     described = describe_machine("cpu")
     machine = f"{described['cpu']}, {described['cpu_count']} CPUs, torch {described['torch']}, gloo on CPU"

@@ -100,3 +100,11 @@ def test_the_exact_barlow_loss_equals_solo_learns_on_one_process():
     assert float(ours) == pytest.approx(float(theirs), rel=1e-6)
     for a, b in zip(torch.autograd.grad(ours, (z1, z2)), torch.autograd.grad(theirs, (z1, z2))):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_the_harness_leaves_the_calling_process_as_it_found_it(table):
+    """main() runs in this process: float64 as torch's default dtype (and one thread, warnings off)
+    must not outlive it, or every later test of the suite computes in float64."""
+    import torch
+
+    assert torch.get_default_dtype() == torch.float32
