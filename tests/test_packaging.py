@@ -36,6 +36,7 @@ DOCUMENTED_SCRIPTS = {
     "sfrik-zoo",
     "sfrik-benchmark",
     "sfrik-benchmark-splits",
+    "sfrik-solo",
 }
 
 
