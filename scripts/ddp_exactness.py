@@ -195,6 +195,7 @@ def worker(rank: int, world_size: int, rows: int, q: int, init_file: str, out_di
         inputs = [x[rank * rows : (rank + 1) * rows] for x in _inputs(world_size * rows)]
         model = DistributedDataParallel(_layer(q))
         torch.save(_results(_cases(), inputs, model), os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears the group down while another is still in it
     finally:
         dist.destroy_process_group()
 

@@ -118,6 +118,7 @@ def worker(rank, world_size, sizes, init_file, out_dir):
         model = DistributedDataParallel(fresh_layer())
         results = {f"{name}/{mode}": run(name, mode, inputs, model) for name, mode in SCENARIOS}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears the group down while another is still in it
     finally:
         dist.destroy_process_group()
 
@@ -153,5 +154,6 @@ def precision_worker(rank, world_size, init_file, out_dir):
             z1, z2 = precision_inputs(epsilon)
             results[epsilon] = invariance_and_gradients(z1[shard], z2[shard], "sharded")
         torch.save(results, os.path.join(out_dir, f"precision{rank}.pt"))
+        dist.barrier()  # no rank tears the group down while another is still in it
     finally:
         dist.destroy_process_group()

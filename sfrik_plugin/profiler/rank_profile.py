@@ -81,6 +81,9 @@ def sharded_rank_worker(rank: int, world_size: int, spec: dict, init_file: str, 
             results.append(_measure_rank(rank, world_size, int(n), int(q), spec))
         with open(f"{out_file}.{rank}", "w") as handle:
             json.dump(results, handle)
+        # every rank done with the group before any tears it down: a rank that destroyed it while the
+        # other was still in its last collective aborted in gloo's thread ("terminate called ...")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
