@@ -24,12 +24,12 @@ from typing import Any
 
 import omegaconf
 import torch
-from omegaconf import OmegaConf
 from solo.methods.base import BaseMethod
 
 from ..console import InputError
 from ..contenders.projector import ProjectorDims, projector_dims
 from ..contenders.sigreg import LEJEPA_DEFAULTS, build_sigreg, lejepa_loss, lightly_status
+from .checkpointing import plain_data
 from .method import build_projector
 
 __all__ = [
@@ -63,12 +63,6 @@ LEJEPA_METHOD_KWARGS_HELP: dict[str, str] = {
 assert set(LEJEPA_METHOD_KWARGS_HELP) == set(LEJEPA_METHOD_DEFAULTS)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (omegaconf.DictConfig, omegaconf.ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def _integer(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
@@ -100,7 +94,7 @@ def check_lejepa_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, An
         ...
         sfrik_plugin.console.InputError: unknown method_kwargs key(s) for method 'lejepa': slices. Allowed keys: knots, lambda, num_slices, proj_hidden_dim, proj_hidden_layers, proj_output_dim, t_max
     """
-    user = dict(_plain(method_kwargs) or {})
+    user = dict(plain_data(method_kwargs) or {})
     unknown = sorted(set(user) - set(LEJEPA_METHOD_DEFAULTS))
     if unknown:
         raise InputError(

@@ -20,7 +20,6 @@ import omegaconf
 import torch
 import torch.nn as nn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from omegaconf import OmegaConf
 from solo.methods.base import BaseMethod
 
 from ..contenders.projector import SFRIK_PROJECTOR_LAST_BIAS, ProjectorDims, projector_dims
@@ -28,6 +27,7 @@ from ..maths.kernels import RotationInvariantKernel, build_kernel
 from ..maths.losses import SFRIK_LOSS_DEFAULTS, SFRIKLossOutput, SFRIKLossSettings
 from ..maths.options import InvalidOption, MMDOptions
 from ..maths.spectral import SpectralKernel
+from .checkpointing import plain_data
 
 __all__ = [
     "SFRIK",
@@ -80,12 +80,6 @@ SFRIK_METHOD_KWARGS_HELP: dict[str, str] = {
 assert set(SFRIK_METHOD_KWARGS_HELP) == set(SFRIK_METHOD_DEFAULTS)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (omegaconf.DictConfig, omegaconf.ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 # loss keyword -> method_kwargs key, to name the key in the loss settings' errors
 _LOSS_KEY_OF = {keyword: key for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
 
@@ -115,7 +109,7 @@ def _named_kernel(kwargs: Mapping[str, Any]) -> RotationInvariantKernel | None:
         ...
         ValueError: method_kwargs.weights applies to kernel 'legendre' only, not to 'heat': drop it (or set kernel: legendre)
     """
-    spec = _plain(kwargs.get("kernel"))
+    spec = plain_data(kwargs.get("kernel"))
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
@@ -126,7 +120,7 @@ def _named_kernel(kwargs: Mapping[str, Any]) -> RotationInvariantKernel | None:
     name, parameters = spec["name"], {k: v for k, v in spec.items() if k != "name"}
     if name == "legendre" and not parameters:
         return None
-    if name != "legendre" and list(_plain(kwargs["weights"])) != list(SFRIK_LOSS_DEFAULTS["weights"]):
+    if name != "legendre" and list(plain_data(kwargs["weights"])) != list(SFRIK_LOSS_DEFAULTS["weights"]):
         raise ValueError(
             f"method_kwargs.weights applies to kernel 'legendre' only, not to {name!r}: drop it (or set kernel: legendre)"
         )
@@ -142,7 +136,7 @@ def _named_kernel(kwargs: Mapping[str, Any]) -> RotationInvariantKernel | None:
 def _loss_settings(kwargs: Mapping[str, Any]) -> SFRIKLossSettings:
     """The loss's coefficients, kernel and MMD options from (plain) method_kwargs, built — and so
     validated — by the loss's own constructors; errors name ``method_kwargs.<key>``."""
-    keywords = {keyword: _plain(kwargs[key]) for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
+    keywords = {keyword: plain_data(kwargs[key]) for key, keyword in SFRIK_LOSS_KEYWORDS.items()}
     kernel = _named_kernel(kwargs)
     try:
         if kernel is None:
@@ -187,7 +181,7 @@ def check_sfrik_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any
 def _completed(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The keys: unknown ones are errors, missing ones get their defaults; and the checks no builder
     makes (q >= 2 for the sphere, ``reg_small`` a boolean)."""
-    user = dict(_plain(method_kwargs) or {})
+    user = dict(plain_data(method_kwargs) or {})
     unknown = sorted(set(user) - set(SFRIK_METHOD_DEFAULTS))
     if unknown:
         allowed_keys = ", ".join(sorted(SFRIK_METHOD_DEFAULTS))
@@ -245,7 +239,7 @@ class SFRIK(BaseMethod):
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)  # calls add_and_assert_specific_cfg, which validates method_kwargs
-        kwargs = _plain(cfg.method_kwargs)
+        kwargs = plain_data(cfg.method_kwargs)
         # made once: nothing of the loss's settings is rebuilt or re-checked per step
         self.loss_settings: SFRIKLossSettings = _loss_settings(kwargs)
         self.reg_small: bool = bool(kwargs["reg_small"])
