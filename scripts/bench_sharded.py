@@ -27,6 +27,7 @@ import torch.multiprocessing as mp
 from sfrik_plugin import sfrik_loss_func
 from sfrik_plugin.files.records import write_csv, write_json
 from sfrik_plugin.profiler.measure import machine_info, peak_memory_bytes, summarize, time_call
+from sfrik_plugin.profiler.rank_profile import finish_rank
 
 MODES = ("sharded", "replicated")
 
@@ -65,8 +66,10 @@ def _worker(rank, world_size, batch, dim, repeats, threads, init_file, out_file)
         }
         with open(f"{out_file}.{rank}", "w") as handle:
             json.dump(result, handle)
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    finish_rank()  # barrier, teardown, exit without finalisation (the profiler's exit abort)
 
 
 def main(argv=None):
