@@ -21,7 +21,9 @@ def test_every_packaged_config_loads_and_has_a_sweep():
     for name in packaged_configs():
         cfg = load_config(name)
         assert cfg["sweep"]["qs"] and cfg["projector"]["q"] in cfg["sweep"]["qs"], name
-        assert set(cfg["methods"]) == {"sfrik", "vicreg", "barlow_twins"}, name
+        assert set(cfg["methods"]) == {"sfrik", "vicreg", "barlow_twins", "lejepa"}, name
+        # LeJEPA's lambda is a convex weight: its extensions stay inside (0, 1)
+        assert cfg["methods"]["lejepa"]["bounds"] == {"method_kwargs.lambda": [0.0, 1.0]}, name
     paper = load_config("in20_resnet18")
     assert paper["sweep"]["qs"][0] == 1024 and paper["sweep"]["qs"][-1] == 32768 and paper["device"] == "cuda"
 
@@ -70,6 +72,9 @@ def test_set_uses_the_omegaconf_dot_list_grammar():
         (["sweep.scale_with_q.vicreg={method_kwargs.cov_loss_weight: [-1.0, 0.0]}"], "sweep.scale_with_q.vicreg"),
         (["sweep.scale_with_q.vicreg={method_kwargs.cov_loss_weight: low}"], "sweep.scale_with_q.vicreg"),
         (["projector.q=-4"], "projector.q=-4"),
+        (["methods.lejepa.grids=[]"], "methods.lejepa=['grids'] is not allowed; a method entry has"),
+        (["methods.lejepa.bounds={method_kwargs.lambda: [1.0, 0.0]}"], "methods.lejepa.bounds.method_kwargs.lambda"),
+        (["methods.lejepa.bounds={method_kwargs.lambda: 1.0}"], "[low, high] with low < high"),
     ],
 )
 def test_bad_values_are_named(overrides, message):

@@ -46,6 +46,27 @@ def test_geometric_extension_by_hand():
         extend_setting([{"a": 1.0}], "upper")
 
 
+def test_a_bounded_key_extends_by_log_midpoints_and_never_reaches_its_bound():
+    lam = [{"l": 0.01}, {"l": 0.05}, {"l": 0.2}]
+    bounds = {"l": (0.0, 1.0)}
+    # inside the bound the step is the plain geometric one (0.2 * 4 = 0.8)
+    assert extend_setting(lam, "upper", bounds) == {"l": 0.8}
+    # 0.8 * 4 = 3.2 would leave (0, 1): halfway in log scale from 0.8 to 1 instead, then again
+    assert extend_setting(lam + [{"l": 0.8}], "upper", bounds) == {"l": pytest.approx(0.8**0.5, abs=1e-6)}
+    assert extend_setting([{"l": 0.25}, {"l": 0.5}], "upper", bounds) == {"l": pytest.approx(0.5**0.5, abs=1e-6)}
+    # a positive lower bound is met the same way; a lower bound of 0 never is
+    assert extend_setting([{"l": 0.2}, {"l": 0.8}], "lower", {"l": (0.1, 1.0)}) == {
+        "l": pytest.approx(0.02**0.5, abs=1e-6)
+    }
+    assert extend_setting(lam, "lower", bounds) == {"l": 0.002}
+    # without bounds the same grid steps out of (0, 1)
+    assert extend_setting(lam + [{"l": 0.8}], "upper") == {"l": 3.2}
+    # through tune: the best at the top edge twice gives 0.8 then 0.894, every value < 1
+    state = tune(lam, lambda s: s["l"], max_extensions=2, bounds=bounds)
+    assert [round(p.setting["l"], 6) for p in state.points] == [0.01, 0.05, 0.2, 0.8, 0.894427]
+    assert state.edge == "upper" and all(p.setting["l"] < 1.0 for p in state.points)
+
+
 def test_best_inside_the_grid_needs_no_extension():
     state = tune(SFRIK, _scores({1000.0: 70.0, 4000.0: 80.0, 16000.0: 75.0}))
     assert state.chosen == {"c": 4000.0} and state.edge is None and not state.pending
@@ -98,6 +119,7 @@ def test_selection_from_disk_is_the_mean_over_the_tuning_seeds(tmp_path):
         "tuning": {"metric": "linear", "max_extensions": 1},
         "methods": {"sfrik": {"config": "custom/sfrik", "grid": [{"c": 1.0}, {"c": 2.0}, {"c": 4.0}]}},
     }
+    bounded = {**cfg, "methods": {"sfrik": {**cfg["methods"]["sfrik"], "bounds": {"c": [0.0, 5.0]}}}}
 
     def result(c, seed, acc):
         write_json(
@@ -116,6 +138,8 @@ def test_selection_from_disk_is_the_mean_over_the_tuning_seeds(tmp_path):
     state = method_state(cfg, tmp_path, "sfrik")
     assert [p.score for p in state.points] == [70.0, 75.0, 77.0, None]
     assert state.pending == [{"c": 8.0}]
+    # the method's bounds reach the selection read from disk: 8 would pass 5, so sqrt(4 * 5)
+    assert method_state(bounded, tmp_path, "sfrik").pending == [{"c": pytest.approx(20.0**0.5, abs=1e-5)}]
     result(8.0, 0, 72.0)
     assert method_state(cfg, tmp_path, "sfrik").pending == [{"c": 8.0}]  # both seeds are needed
     result(8.0, 1, 72.0)

@@ -25,6 +25,7 @@ __all__ = [
     "CONFIG_DIR",
     "DEFAULT_CONFIG",
     "TOP_LEVEL_KEYS",
+    "METHOD_KEYS",
     "packaged_configs",
     "resolve_config_path",
     "merge",
@@ -58,6 +59,10 @@ TOP_LEVEL_KEYS = (
     "sweep",
     "quick",
 )
+
+#: every key of a ``methods.<name>`` entry: its packaged solo-learn config, its tuning grid, and the
+#: open intervals its grid's extensions must stay inside (:func:`~.tuning.extend_setting`)
+METHOD_KEYS = ("config", "grid", "bounds")
 
 
 def packaged_configs() -> list[str]:
@@ -229,6 +234,18 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             grid,
             "give a list of {key: value} settings",
         )
+        unknown = [k for k in method if k not in METHOD_KEYS]
+        _need(not unknown, f"methods.{name}", unknown, f"a method entry has {list(METHOD_KEYS)}")
+        for key, bound in (method.get("bounds") or {}).items():
+            _need(
+                isinstance(bound, (list, tuple))
+                and len(bound) == 2
+                and all(_is_number(b) for b in bound)
+                and bound[0] < bound[1],
+                f"methods.{name}.bounds.{key}",
+                bound,
+                "give the open interval of valid values as [low, high] with low < high, e.g. [0.0, 1.0]",
+            )
     tuning = cfg.get("tuning") or {}
     _need(
         tuning.get("metric", "linear") in ("linear", "knn"), "tuning.metric", tuning.get("metric"), "use linear or knn"

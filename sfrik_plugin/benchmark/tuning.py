@@ -7,6 +7,9 @@ the ratio to its neighbour (1000, 4000, 16000 → 64000) — and the new setting
 best is inside the grid or ``max_extensions`` settings were added. Extension needs a grid that is
 one geometric family: the same keys in every setting, positive numbers, every varying key strictly
 monotone along the sorted order (several keys may move together, e.g. VICReg's sim and var weights).
+A key with an open interval of valid values (``bounds``, e.g. LeJEPA's λ in (0, 1)) never steps out
+of it: an extension that would reach or pass a bound goes halfway, in log scale, from the edge value
+to the bound instead (0.2 → 0.8 → √0.8 ≈ 0.894 under the bound 1, never 1 or 3.2).
 
 :func:`tune` is pure: it takes a score function (``None`` = not evaluated yet) and says which
 settings still need runs, so a runner calls it until nothing is pending, and a report calls it
@@ -128,14 +131,32 @@ def _round(value: float, like: Sequence[Any]) -> int | float:
     return rounded
 
 
-def extend_setting(grid: Sequence[Mapping[str, Any]], side: str) -> dict[str, Any]:
-    """The next setting beyond the ``side`` edge: each varying key times the edge-to-neighbour ratio.
+def _bounded(value: float, edge: float, bound: tuple[float, float] | None) -> float:
+    """``value`` when it lies strictly inside ``bound``; else the geometric midpoint of ``edge`` and the
+    bound it reached (a bound of 0 is never reached by a geometric step down from a positive edge)."""
+    if bound is None:
+        return value
+    low, high = bound
+    if value >= high:
+        return (edge * high) ** 0.5
+    if value <= low:
+        return (edge * low) ** 0.5
+    return value
+
+
+def extend_setting(
+    grid: Sequence[Mapping[str, Any]], side: str, bounds: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, Any]:
+    """The next setting beyond the ``side`` edge: each varying key times the edge-to-neighbour ratio,
+    kept strictly inside its open interval ``bounds[key] = (low, high)`` when it has one.
 
     Example:
         >>> extend_setting([{"a": 0.002}, {"a": 0.0051}, {"a": 0.01}], "lower")
         {'a': 0.000784314}
         >>> extend_setting([{"w": 10, "v": 25}, {"w": 20, "v": 25}], "upper")
         {'v': 25, 'w': 40}
+        >>> extend_setting([{"lam": 0.05}, {"lam": 0.2}, {"lam": 0.8}], "upper", bounds={"lam": (0.0, 1.0)})
+        {'lam': 0.894427}
     """
     if side not in ("lower", "upper"):
         raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
@@ -148,7 +169,9 @@ def extend_setting(grid: Sequence[Mapping[str, Any]], side: str) -> dict[str, An
         if edge[key] == neighbour[key]:
             out[key] = edge[key]
         else:
-            out[key] = _round(edge[key] * (edge[key] / neighbour[key]), [s[key] for s in grid])
+            bound = (float(bounds[key][0]), float(bounds[key][1])) if bounds and key in bounds else None
+            value = _bounded(edge[key] * (edge[key] / neighbour[key]), edge[key], bound)
+            out[key] = _round(value, [s[key] for s in grid])
     return out
 
 
@@ -156,11 +179,13 @@ def tune(
     grid: Sequence[Mapping[str, Any]],
     score: Callable[[dict[str, Any]], float | None],
     max_extensions: int = 2,
+    bounds: Mapping[str, Sequence[float]] | None = None,
 ) -> TuningState:
     """Selection with edge extension (module docstring), as far as the available scores allow.
 
     ``score(setting)``: the mean validation accuracy of a setting, or None if it has not been
-    evaluated yet. Returns the state: what is pending, the choice, and whether it is on an edge.
+    evaluated yet; ``bounds``: open intervals that extensions stay inside (:func:`extend_setting`).
+    Returns the state: what is pending, the choice, and whether it is on an edge.
     """
     if max_extensions < 0:
         raise ValueError(f"max_extensions must be >= 0, got {max_extensions}")
@@ -184,7 +209,7 @@ def tune(
         if extensions >= max_extensions:
             note = f"{side} edge: extension limit ({max_extensions}) reached"
             return TuningState(points, chosen=settings[best], edge=side, note=note)
-        settings.append(extend_setting(settings, side))
+        settings.append(extend_setting(settings, side, bounds))
         origins.append(f"extension {extensions + 1} ({side})")
 
 
@@ -211,4 +236,5 @@ def method_state(cfg: Mapping[str, Any], root: str | os.PathLike, method: str) -
             return None
         return sum(v for v in values if v is not None) / len(values)
 
-    return tune(method_grid(cfg, method), score, int(tuning.get("max_extensions", 2)))
+    bounds = cfg["methods"][method].get("bounds") or None
+    return tune(method_grid(cfg, method), score, int(tuning.get("max_extensions", 2)), bounds)
