@@ -18,10 +18,12 @@ demo: setup
 	@echo "[make] running the demo: $(BIN)/sfrik-demo --workdir sfrik-demo"
 	@$(BIN)/sfrik-demo --workdir sfrik-demo
 
-# SFRIK_REQUIRE_SOLO=1: a missing or broken solo-learn fails the adapter tests instead of skipping them
+# SFRIK_REQUIRE_SOLO=1: a missing or broken solo-learn fails the adapter tests instead of skipping them.
+# Spread over the cores (pytest-xdist), one test file per worker at a time (--dist loadfile): most
+# slow tests are single-threaded child processes, and a file's module fixtures are built once
 test: setup
-	@echo "[make] running the tests: $(BIN)/python -m pytest -q -ra"
-	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra
+	@echo "[make] running the tests: $(BIN)/python -m pytest -q -ra -n auto --dist loadfile"
+	@SFRIK_REQUIRE_SOLO=1 $(BIN)/python -m pytest -q -ra -n auto --dist loadfile
 
 # the same, without the tests marked slow (they start processes or train; tests/conftest.py)
 test-fast: setup
