@@ -75,6 +75,10 @@ def test_set_uses_the_omegaconf_dot_list_grammar():
         (["methods.lejepa.grids=[]"], "methods.lejepa=['grids'] is not allowed; a method entry has"),
         (["methods.lejepa.bounds={method_kwargs.lambda: [1.0, 0.0]}"], "methods.lejepa.bounds.method_kwargs.lambda"),
         (["methods.lejepa.bounds={method_kwargs.lambda: 1.0}"], "[low, high] with low < high"),
+        (
+            ["methods.lejepa.grid=[{method_kwargs.lambda: 0.5}, {method_kwargs.lambda: 1.0}]"],
+            "=[1.0] is not allowed; every value must lie strictly inside methods.lejepa.bounds.method_kwargs.lambda",
+        ),
     ],
 )
 def test_bad_values_are_named(overrides, message):

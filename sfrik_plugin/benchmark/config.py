@@ -246,6 +246,13 @@ def check_config(cfg: Mapping[str, Any]) -> None:
                 bound,
                 "give the open interval of valid values as [low, high] with low < high, e.g. [0.0, 1.0]",
             )
+            outside = [s[key] for s in grid if key in s and not (_is_number(s[key]) and bound[0] < s[key] < bound[1])]
+            _need(
+                not outside,
+                f"methods.{name}.grid ({key})",
+                outside,
+                f"every value must lie strictly inside methods.{name}.bounds.{key} = {list(bound)}",
+            )
     tuning = cfg.get("tuning") or {}
     _need(
         tuning.get("metric", "linear") in ("linear", "knn"), "tuning.metric", tuning.get("metric"), "use linear or knn"
