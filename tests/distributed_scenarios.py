@@ -19,6 +19,7 @@ from sfrik_plugin import (
     sfrik_multicrop_loss_func,
     uniformity_loss_func,
 )
+from sfrik_plugin.profiler.rank_profile import finish_rank
 
 IN_FEATURES, OUT_FEATURES, CROPS = 10, 12, 4
 
@@ -118,9 +119,10 @@ def worker(rank, world_size, sizes, init_file, out_dir):
         model = DistributedDataParallel(fresh_layer())
         results = {f"{name}/{mode}": run(name, mode, inputs, model) for name, mode in SCENARIOS}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-        dist.barrier()  # no rank tears the group down while another is still in it
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)
 
 
 # ---- precision when the views nearly coincide (float32 shards against one float64 process) ----
@@ -154,6 +156,7 @@ def precision_worker(rank, world_size, init_file, out_dir):
             z1, z2 = precision_inputs(epsilon)
             results[epsilon] = invariance_and_gradients(z1[shard], z2[shard], "sharded")
         torch.save(results, os.path.join(out_dir, f"precision{rank}.pt"))
-        dist.barrier()  # no rank tears the group down while another is still in it
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)

@@ -94,11 +94,13 @@ def finish_rank() -> NoReturn:
     down, and leaves the process with exit status 0 *without* the interpreter's finalisation.
 
     Why both steps: a rank that destroyed the group while another was still in its last collective
-    aborted in gloo's thread; and a process that ran torch's profiler (kineto, which
-    :func:`~.measure.peak_memory_bytes` starts on CPU) sometimes aborts in a native destructor at
-    exit ("terminate called without an active exception", SIGABRT; 2 groups in 40 here, none in 40
-    with the profiler left out), which made a finished rank read as failed. Nothing is left to run:
-    the results are written and the streams flushed before ``os._exit``.
+    aborted in gloo's thread; and a gloo rank whose work is done sometimes aborts in a native
+    destructor at interpreter exit ("terminate called without an active exception", SIGABRT), which
+    made a finished rank read as failed: 2 groups in 40 of this module's doctest loop here (0 in 40
+    with torch's profiler left out, so kineto raises the rate), and once in CI in a plain gloo test
+    without the profiler. Nothing is left to run: the results are written and the streams flushed
+    before ``os._exit``. Every gloo worker of the project (the DDP tests and
+    ``scripts/ddp_exactness.py`` too) ends through here.
     """
     dist.barrier()
     dist.destroy_process_group()
