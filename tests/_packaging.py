@@ -32,26 +32,6 @@ PACKAGE = "sfrik_plugin"
 # point the test at another tree (e.g. a throwaway clone) without installing it
 SOURCE_ENV = "SFRIK_PACKAGING_SOURCE"
 
-# Top-level entries of a checkout that are never part of a build: VCS data, venvs, caches, build
-# output and run folders (see .gitignore). Only the top level: ``sfrik_plugin/data`` is a package
-# and the packaged configs have ``wandb/`` config groups.
-_TOP_LEVEL_SKIP = {
-    ".git",
-    ".venv",
-    ".ci-venv",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "build",
-    "dist",
-    "runs",
-    "outputs",
-    "data",
-    "bench-results",
-    "sfrik-demo",
-    "sfrik-bench",
-    "wandb",
-}
 # anywhere in the tree: what Python and setuptools generate
 _ANYWHERE_SKIP_DIRS = {"__pycache__"}
 _ANYWHERE_SKIP_SUFFIXES = (".pyc", ".egg-info")
@@ -78,13 +58,21 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: f
 
 
 def copy_working_tree(source: Path, target: Path) -> Path:
-    """Copies what a build of ``source`` may read into ``target`` (tracked or not: the working tree)."""
+    """Copies what a build of ``source`` may read into ``target`` (tracked or not: the working tree).
+
+    Left out at the top: ``.git``, any venv, and in a git checkout what git ignores there (run and
+    output folders: a benchmark's runs weigh gigabytes, and a fresh clone has none of them). The
+    ignore rules are read from git, not listed again here, so a folder added to ``.gitignore`` is
+    left out too. Below the top level everything is copied: an ignored file inside the package
+    would reach a local build, and the test comparing the wheel with git's files must see it.
+    """
+    top_level_skip = {".git", *_ignored_top_level_entries(source)}
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         skipped = {n for n in names if n in _ANYWHERE_SKIP_DIRS or n.endswith(_ANYWHERE_SKIP_SUFFIXES)}
         if Path(folder) == source:
-            skipped |= {n for n in names if n in _TOP_LEVEL_SKIP}
-            # any other venv at the top (e.g. a second one an agent made): gigabytes, never built
+            skipped |= {n for n in names if n in top_level_skip}
+            # any venv at the top, ignored or not (e.g. a second one an agent made): gigabytes, never built
             skipped |= {n for n in names if (source / n / "pyvenv.cfg").is_file()}
         return skipped
 
@@ -96,6 +84,15 @@ def copy_working_tree(source: Path, target: Path) -> Path:
 
     shutil.copytree(source, target, ignore=ignore, symlinks=True, copy_function=copy)
     return target
+
+
+def _ignored_top_level_entries(source: Path) -> set[str]:
+    """Names of the top-level files and folders of ``source`` that git ignores (none outside git)."""
+    if git_checkout_problem(source) is not None:
+        return set()  # an unpacked sdist or archive: it has no run folders
+    out = run(["git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"], cwd=source)
+    entries = (name.rstrip("/") for name in out.split("\0") if name)
+    return {name for name in entries if "/" not in name and name != PACKAGE}
 
 
 # Run by this interpreter with cwd = the tree: calls one PEP 517 hook of the tree's build backend

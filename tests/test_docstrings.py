@@ -12,7 +12,9 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import multiprocessing.util
 import pkgutil
+import tempfile
 
 import pytest
 
@@ -91,7 +93,14 @@ def _is_reexport_package(module) -> bool:
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    # The examples write into tempfile.mkdtemp() as a reader's would (a checkpoint is 43 MB); here
+    # those folders land in tmp_path, removed when the test passes, instead of piling up in /tmp.
+    # multiprocessing makes its own temp folder once per process and keeps it: made here, inside
+    # tmp_path, it would vanish under every later test of this worker (a DataLoader hung on it), so
+    # it is made first, in the real temp folder.
+    multiprocessing.util.get_temp_dir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     module = importlib.import_module(name)
     examples = _examples(module)
     if not examples:
