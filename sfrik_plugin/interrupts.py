@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import signal
 import sys
 import threading
@@ -173,14 +174,52 @@ def exit_on_interrupt(prog: str, describe: Callable[[Interrupted], str] | None =
 
 
 def _report(prog: str, error: Interrupted, describe: Callable[[Interrupted], str] | None) -> None:
-    for child in WATCH.children:  # the DDP ranks this process started: they stop at the same batch
-        try:
-            child.wait(timeout=120)
-        except Exception:  # noqa: BLE001 - still running after two minutes, or already reaped
-            child.kill()
-    WATCH.children.clear()
-    if is_rank_zero():
-        what = describe(error) if describe is not None else ""
-        print(f"{prog}: interrupted by {signal_name(error.signum)}" + (f"; {what}" if what else ""), file=sys.stderr)
-        sys.stderr.flush()
+    # Ctrl-C pressed again while this process winds down must not turn the one line into a traceback:
+    # while the ranks finish, it stops them at once; during the interpreter's exit, it is ignored
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _stop_children_now) if in_main_thread else None
+    try:
+        for child in WATCH.children:  # the DDP ranks this process started: they stop at the same batch
+            try:
+                child.wait(timeout=120)
+            except Exception:  # noqa: BLE001 - still running after two minutes, or already reaped
+                child.kill()
+        WATCH.children.clear()
+        if is_rank_zero():
+            what = describe(error) if describe is not None else ""
+            line = f"{prog}: interrupted by {signal_name(error.signum)}" + (f"; {what}" if what else "")
+            print(line, file=sys.stderr)
+            sys.stderr.flush()
+    finally:
+        if in_main_thread:
+            # an in-process caller (a test, a notebook) gets its handler back; the exit ignores Ctrl-C
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+            _ignore_ctrl_c_at_exit()
     raise SystemExit(error.exit_code) from None
+
+
+def _stop_children_now(signum: int, frame: FrameType | None) -> None:
+    """SIGINT handler while :func:`_report` waits for the ranks: a second Ctrl-C ends them now."""
+    for child in list(WATCH.children):
+        try:
+            child.kill()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+_EXIT_HOOK_REGISTERED = False
+
+
+def _ignore_ctrl_c_at_exit() -> None:
+    """Registers (once) an exit handler that ignores SIGINT. Exit handlers run last-registered
+    first, so it runs before torch's and multiprocessing's finalisers (joining DataLoader workers,
+    tearing down process groups), where a Ctrl-C would print a ``KeyboardInterrupt`` traceback."""
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:
+        atexit.register(_ignore_ctrl_c)
+        _EXIT_HOOK_REGISTERED = True
+
+
+def _ignore_ctrl_c() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
