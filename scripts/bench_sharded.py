@@ -26,15 +26,14 @@ import torch.multiprocessing as mp
 
 from sfrik_plugin import sfrik_loss_func
 from sfrik_plugin.files.records import write_csv, write_json
+from sfrik_plugin.profiler.gloo_ranks import gloo_rank
 from sfrik_plugin.profiler.measure import machine_info, peak_memory_bytes, summarize, time_call
-from sfrik_plugin.profiler.rank_profile import finish_rank
 
 MODES = ("sharded", "replicated")
 
 
 def _worker(rank, world_size, batch, dim, repeats, threads, init_file, out_file):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
+    with gloo_rank(rank, world_size, init_file):
         torch.set_num_threads(threads)
         local = batch // world_size
         generator = torch.Generator().manual_seed(rank)
@@ -66,10 +65,6 @@ def _worker(rank, world_size, batch, dim, repeats, threads, init_file, out_file)
         }
         with open(f"{out_file}.{rank}", "w") as handle:
             json.dump(result, handle)
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)
 
 
 def main(argv=None):

@@ -186,21 +186,15 @@ def _results(cases, inputs, model) -> dict[str, Any]:
 
 def worker(rank: int, world_size: int, rows: int, q: int, init_file: str, out_dir: str) -> None:
     import torch
-    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from sfrik_plugin.profiler.rank_profile import finish_rank
+    from sfrik_plugin.profiler.gloo_ranks import gloo_rank
 
     _setup_process()
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
+    with gloo_rank(rank, world_size, init_file):
         inputs = [x[rank * rows : (rank + 1) * rows] for x in _inputs(world_size * rows)]
         model = DistributedDataParallel(_layer(q))
         torch.save(_results(_cases(), inputs, model), os.path.join(out_dir, f"rank{rank}.pt"))
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)
 
 
 # ---------------------------------------------------------------------------------- comparison

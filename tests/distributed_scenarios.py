@@ -8,7 +8,6 @@ process with the whole batch, and on W gloo processes with one shard each.
 import os
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from sfrik_plugin import (
@@ -19,7 +18,7 @@ from sfrik_plugin import (
     sfrik_multicrop_loss_func,
     uniformity_loss_func,
 )
-from sfrik_plugin.profiler.rank_profile import finish_rank
+from sfrik_plugin.profiler.gloo_ranks import gloo_rank
 
 IN_FEATURES, OUT_FEATURES, CROPS = 10, 12, 4
 
@@ -111,18 +110,13 @@ def single_process_results(total_rows):
 
 
 def worker(rank, world_size, sizes, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
+    with gloo_rank(rank, world_size, init_file):
         torch.set_num_threads(1)
         start = sum(sizes[:rank])
         inputs = [x[start : start + sizes[rank]] for x in global_inputs(sum(sizes))]
         model = DistributedDataParallel(fresh_layer())
         results = {f"{name}/{mode}": run(name, mode, inputs, model) for name, mode in SCENARIOS}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)
 
 
 # ---- precision when the views nearly coincide (float32 shards against one float64 process) ----
@@ -147,8 +141,7 @@ def invariance_and_gradients(z1, z2, distributed, method="gram"):
 
 
 def precision_worker(rank, world_size, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
+    with gloo_rank(rank, world_size, init_file):
         torch.set_num_threads(1)
         shard = slice(rank * PRECISION_ROWS // world_size, (rank + 1) * PRECISION_ROWS // world_size)
         results = {}
@@ -156,7 +149,3 @@ def precision_worker(rank, world_size, init_file, out_dir):
             z1, z2 = precision_inputs(epsilon)
             results[epsilon] = invariance_and_gradients(z1[shard], z2[shard], "sharded")
         torch.save(results, os.path.join(out_dir, f"precision{rank}.pt"))
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    finish_rank()  # barrier, teardown, and an exit that skips finalisation (where gloo ranks sometimes abort)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -33,10 +32,11 @@ import torch.multiprocessing as mp
 
 from ..contenders.losses import SFRIK_PROFILE_WEIGHTS
 from ..maths.losses import sfrik_loss_func
+from .gloo_ranks import gloo_rank
 from .isolation import quiet_child
 from .measure import peak_memory_bytes, time_call
 
-__all__ = ["sharded_rank_worker", "finish_rank", "profile_sharded"]
+__all__ = ["sharded_rank_worker", "profile_sharded"]
 
 
 def _measure_rank(rank: int, world_size: int, n: int, q: int, spec: dict) -> dict[str, Any]:
@@ -73,40 +73,15 @@ def _measure_rank(rank: int, world_size: int, n: int, q: int, spec: dict) -> dic
 
 def sharded_rank_worker(rank: int, world_size: int, spec: dict, init_file: str, out_file: str) -> None:
     """One rank of :func:`profile_sharded`: writes its list of results to ``out_file.<rank>``, then
-    leaves through :func:`finish_rank`."""
+    leaves through :func:`~.gloo_ranks.finish_rank`."""
     quiet_child(spec.get("log"))
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
+    with gloo_rank(rank, world_size, init_file):
         torch.set_num_threads(int(spec.get("threads", 1)))
         results = []
         for n, q in spec["configs"]:
             results.append(_measure_rank(rank, world_size, int(n), int(q), spec))
         with open(f"{out_file}.{rank}", "w") as handle:
             json.dump(results, handle)
-    except BaseException:
-        dist.destroy_process_group()
-        raise
-    finish_rank()
-
-
-def finish_rank() -> NoReturn:
-    """Ends a rank whose results are on disk: meets the other ranks at a barrier, tears the group
-    down, and leaves the process with exit status 0 *without* the interpreter's finalisation.
-
-    Why both steps: a rank that destroyed the group while another was still in its last collective
-    aborted in gloo's thread; and a gloo rank whose work is done sometimes aborts in a native
-    destructor at interpreter exit ("terminate called without an active exception", SIGABRT), which
-    made a finished rank read as failed: 2 groups in 40 of this module's doctest loop here (0 in 40
-    with torch's profiler left out, so kineto raises the rate), and once in CI in a plain gloo test
-    without the profiler. Nothing is left to run: the results are written and the streams flushed
-    before ``os._exit``. Every gloo worker of the project (the DDP tests and
-    ``scripts/ddp_exactness.py`` too) ends through here.
-    """
-    dist.barrier()
-    dist.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def profile_sharded(
