@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from _images import make_image_folder
+from _tiny_runs import tiny_linear_args, tiny_pretrain_args
 
 pytestmark = pytest.mark.requires_solo
 
@@ -17,17 +18,7 @@ def _pretrain(cli, tiny_overrides, data, tmp_path, extra=()):
         "pretrain",
         [
             *tiny_overrides,
-            "--config-name",
-            "custom/sfrik",
-            f"data.train_path={data['train']}",
-            f"data.val_path={data['val']}",
-            "augmentations.0.crop_size=16",
-            "augmentations.1.crop_size=16",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "++limit_train_batches=2",
-            "++limit_val_batches=1",
-            "auto_resume.enabled=False",
+            *tiny_pretrain_args(data, tmp_path, "custom/sfrik"),
             *extra,
         ],
         cwd=tmp_path,
@@ -103,22 +94,7 @@ def _linear(cli, tiny_data, tmp_path, weights: Path, extra=()):
     return cli(
         "linear",
         [
-            "--config-name",
-            "custom",
-            f"pretrained_feature_extractor={weights}",
-            f"data.train_path={tiny_data['train']}",
-            f"data.val_path={tiny_data['val']}",
-            "data.augmentations.crop_size=16",
-            "data.num_workers=0",
-            "optimizer.batch_size=8",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "auto_resume.enabled=False",
-            "accelerator=cpu",
-            "devices=1",
-            "precision=32",
-            "++enable_progress_bar=False",
-            "++num_sanity_val_steps=0",
+            *tiny_linear_args(tiny_data, tmp_path, weights),
             *extra,
         ],
         cwd=tmp_path,

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from _tiny_runs import tiny_linear_args, tiny_pretrain_args
 
 pytestmark = pytest.mark.requires_solo
 
@@ -18,20 +19,7 @@ def _checkpoints(folder: Path) -> list:
 
 
 def _pretrain_args(tiny_data, tmp_path, extra=()):
-    return [
-        "--config-name",
-        "custom/sfrik",
-        f"data.train_path={tiny_data['train']}",
-        f"data.val_path={tiny_data['val']}",
-        "augmentations.0.crop_size=16",
-        "augmentations.1.crop_size=16",
-        f"checkpoint.dir={tmp_path / 'ckpt'}",
-        "max_epochs=1",
-        "++limit_train_batches=2",
-        "++limit_val_batches=1",
-        "auto_resume.enabled=False",
-        *extra,
-    ]
+    return tiny_pretrain_args(tiny_data, tmp_path, "custom/sfrik", extra)
 
 
 def _metrics(folder: Path) -> list[dict]:
@@ -70,22 +58,7 @@ def test_pretrain_then_linear_knn_and_resume(cli, tiny_overrides, tiny_data, tmp
     cli(
         "linear",
         [
-            "--config-name",
-            "custom",
-            f"pretrained_feature_extractor={ckpt}",
-            f"data.train_path={tiny_data['train']}",
-            f"data.val_path={tiny_data['val']}",
-            "data.augmentations.crop_size=16",
-            "data.num_workers=0",
-            "optimizer.batch_size=8",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "auto_resume.enabled=False",
-            "accelerator=cpu",
-            "devices=1",
-            "precision=32",
-            "++enable_progress_bar=False",
-            "++num_sanity_val_steps=0",
+            *tiny_linear_args(tiny_data, tmp_path, ckpt),
             "++csv.enabled=True",
             f"++csv.dir={tmp_path / 'linear-logs'}",
         ],

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from _tiny_runs import tiny_linear_args, tiny_pretrain_args
 
 pytestmark = pytest.mark.requires_solo
 pytest.importorskip("lightly.loss.lejepa_loss", reason="lightly (the lejepa extra) is not installed")
@@ -125,17 +126,7 @@ def test_pretrain_with_online_linear_evaluation_then_linear_and_knn(cli, tiny_ov
         "pretrain",
         tiny_overrides
         + [
-            "--config-name",
-            "custom/lejepa",
-            f"data.train_path={tiny_data['train']}",
-            f"data.val_path={tiny_data['val']}",
-            "augmentations.0.crop_size=16",
-            "augmentations.1.crop_size=16",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "++limit_train_batches=2",
-            "++limit_val_batches=1",
-            "auto_resume.enabled=False",
+            *tiny_pretrain_args(tiny_data, tmp_path, "custom/lejepa"),
             "method_kwargs.num_slices=64",
             "++csv.enabled=True",
             f"++csv.dir={tmp_path / 'logs'}",
@@ -158,22 +149,7 @@ def test_pretrain_with_online_linear_evaluation_then_linear_and_knn(cli, tiny_ov
     cli(
         "linear",
         [
-            "--config-name",
-            "custom",
-            f"pretrained_feature_extractor={ckpt}",
-            f"data.train_path={tiny_data['train']}",
-            f"data.val_path={tiny_data['val']}",
-            "data.augmentations.crop_size=16",
-            "data.num_workers=0",
-            "optimizer.batch_size=8",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "auto_resume.enabled=False",
-            "accelerator=cpu",
-            "devices=1",
-            "precision=32",
-            "++enable_progress_bar=False",
-            "++num_sanity_val_steps=0",
+            *tiny_linear_args(tiny_data, tmp_path, ckpt),
         ],
         cwd=tmp_path,
     )

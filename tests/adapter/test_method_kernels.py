@@ -8,6 +8,7 @@ given with another kernel is refused rather than silently ignored."""
 from __future__ import annotations
 
 import pytest
+from _tiny_runs import tiny_pretrain_args
 
 pytestmark = pytest.mark.requires_solo
 
@@ -69,17 +70,7 @@ def test_the_launcher_trains_with_a_heat_kernel(cli, tiny_overrides, tiny_data, 
         "pretrain",
         [
             *tiny_overrides,
-            "--config-name",
-            "custom/sfrik",
-            f"data.train_path={tiny_data['train']}",
-            f"data.val_path={tiny_data['val']}",
-            "augmentations.0.crop_size=16",
-            "augmentations.1.crop_size=16",
-            f"checkpoint.dir={tmp_path / 'ckpt'}",
-            "max_epochs=1",
-            "++limit_train_batches=2",
-            "++limit_val_batches=1",
-            "auto_resume.enabled=False",
+            *tiny_pretrain_args(tiny_data, tmp_path, "custom/sfrik"),
             "method_kwargs.kernel={name: heat, tau: 0.05}",
         ],
         cwd=tmp_path,

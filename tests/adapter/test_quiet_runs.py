@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _tiny_runs import tiny_linear_args, tiny_pretrain_args
 
 pytestmark = pytest.mark.requires_solo
 
@@ -18,17 +19,7 @@ def _warnings(text: str) -> list[str]:
 
 def test_cpu_pretraining_linear_and_knn_print_no_warning(cli, tiny_overrides, tiny_data, tmp_path):
     pretrain = [
-        "--config-name",
-        "custom/sfrik",
-        f"data.train_path={tiny_data['train']}",
-        f"data.val_path={tiny_data['val']}",
-        "augmentations.0.crop_size=16",
-        "augmentations.1.crop_size=16",
-        f"checkpoint.dir={tmp_path / 'ckpt'}",
-        "max_epochs=1",
-        "++limit_train_batches=2",
-        "++limit_val_batches=1",
-        "auto_resume.enabled=False",
+        *tiny_pretrain_args(tiny_data, tmp_path, "custom/sfrik"),
         "++unchecked_keys=[run_tag]",  # the escape hatch: kept on purpose although nothing reads it
         "++run_tag=quiet-7",
     ]
@@ -46,25 +37,7 @@ def test_cpu_pretraining_linear_and_knn_print_no_warning(cli, tiny_overrides, ti
     assert not _warnings(out.stderr + out.stdout), out.stderr
     assert "kNN backbone" in out.stdout
 
-    linear = [
-        "--config-name",
-        "custom",
-        f"pretrained_feature_extractor={ckpt}",
-        f"data.train_path={tiny_data['train']}",
-        f"data.val_path={tiny_data['val']}",
-        "data.augmentations.crop_size=16",
-        "data.num_workers=0",
-        "optimizer.batch_size=8",
-        f"checkpoint.dir={tmp_path / 'ckpt'}",
-        "max_epochs=1",
-        "auto_resume.enabled=False",
-        "accelerator=cpu",
-        "devices=1",
-        "strategy=auto",
-        "precision=32",
-        "++enable_progress_bar=False",
-        "++num_sanity_val_steps=0",
-    ]
+    linear = tiny_linear_args(tiny_data, tmp_path, ckpt, extra=["strategy=auto"])
     out = cli("linear", linear, cwd=tmp_path)
     assert not _warnings(out.stderr + out.stdout), out.stderr
 
