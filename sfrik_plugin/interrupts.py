@@ -17,7 +17,9 @@ SIGTERM) — never 0, which a script or a benchmark would read as "finished".
   report, a tool's retry loop) do not swallow it, and Lightning re-raises it where it would turn a
   ``KeyboardInterrupt`` into a "graceful shutdown" that returns as if training had finished.
 * :func:`exit_on_interrupt` turns it (or a stray ``KeyboardInterrupt``) into the one line and the
-  exit status.
+  exit status. Ctrl-C pressed again while the process winds down changes neither: during the wait
+  for the DDP ranks it ends them at once, and during the interpreter's exit (torch's finalisers)
+  it is ignored, so no ``KeyboardInterrupt`` traceback follows the line.
 
 Example:
     >>> import signal

@@ -6,7 +6,16 @@
 * :mod:`.grid` — the scripts' measuring loop: a grid of configurations over rounds, pooled;
 * :mod:`.analysis` — rows, power-law slopes, extrapolations, loss and training summaries;
 * :mod:`.plots` — markdown tables and PNG plots, styled by the contender registry;
-* :mod:`.options` — the scripts' shared command-line options and parsers.
+* :mod:`.options` — the scripts' shared command-line options and parsers;
+* :mod:`.gloo_ranks` — the one way in and out of a CPU process-group rank (gloo);
+* :mod:`.rank_profile` — SFRIK's sharded path timed per rank (``world_size`` gloo processes);
+* :mod:`.n_sweep`, :mod:`.n_sweep_report` — SFRIK against SIGReg as the batch N grows: FLOP and
+  memory models, crossovers, tables and plots (``scripts/profile_n_sweep.py``);
+* :mod:`.noise` — the step-to-step gradient noise of SIGReg's random slices against SFRIK's exact
+  gradient (``scripts/gradient_noise.py``).
+
+These last modules are imported by their own names (``from sfrik_plugin.profiler.n_sweep import
+sweep_cells``): what they export is for the scripts that drive them, not the profiler's front door.
 
 What is compared, and whether it fits in memory, lives in :mod:`sfrik_plugin.contenders`; files
 are written with :mod:`sfrik_plugin.files.records`. Torch only at import time: solo-learn,
