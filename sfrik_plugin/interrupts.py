@@ -209,17 +209,14 @@ def _stop_children_now(signum: int, frame: FrameType | None) -> None:
             pass
 
 
-_EXIT_HOOK_REGISTERED = False
-
-
 def _ignore_ctrl_c_at_exit() -> None:
-    """Registers (once) an exit handler that ignores SIGINT. Exit handlers run last-registered
-    first, so it runs before torch's and multiprocessing's finalisers (joining DataLoader workers,
-    tearing down process groups), where a Ctrl-C would print a ``KeyboardInterrupt`` traceback."""
-    global _EXIT_HOOK_REGISTERED
-    if not _EXIT_HOOK_REGISTERED:
-        atexit.register(_ignore_ctrl_c)
-        _EXIT_HOOK_REGISTERED = True
+    """Makes :func:`_ignore_ctrl_c` the last exit handler registered. Exit handlers run
+    last-registered first, so it runs before torch's and multiprocessing's finalisers (joining
+    DataLoader workers, tearing down process groups), where a Ctrl-C would print a
+    ``KeyboardInterrupt`` traceback. Registered anew each time, so it stays last in a process that
+    reports more than once (a notebook, a test run)."""
+    atexit.unregister(_ignore_ctrl_c)
+    atexit.register(_ignore_ctrl_c)
 
 
 def _ignore_ctrl_c() -> None:
