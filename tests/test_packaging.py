@@ -254,3 +254,21 @@ def test_the_installed_sfrik_pretrain_trains_two_steps(installed, tmp_path):
     assert len(checkpoints) == 1, f"expected one checkpoint under {ckpt_dir}, found {checkpoints}"
     state = load_checkpoint(checkpoints[0])
     assert state["global_step"] == 2 and state["epoch"] == 0
+
+
+def test_the_build_copy_leaves_out_what_git_ignores_at_the_top(tmp_path):
+    """A run folder named in .gitignore (gigabytes of checkpoints) is not copied; ignored files inside
+    the package are, since a local build would read them."""
+    source = tmp_path / "src"
+    (source / "bench-runs" / "r").mkdir(parents=True)
+    (source / "bench-runs" / "r" / "w.pt").write_bytes(b"x")
+    (source / pk.PACKAGE).mkdir()
+    (source / pk.PACKAGE / "__init__.py").write_text("")
+    (source / pk.PACKAGE / "local.ckpt").write_text("")
+    (source / "notes.txt").write_text("untracked, not ignored")
+    (source / ".gitignore").write_text("/bench-runs/\n*.ckpt\n")
+    subprocess.run(["git", "init", "-q"], cwd=source, check=True)
+    copied = pk.copy_working_tree(source, tmp_path / "copy")
+    names = {p.relative_to(copied).as_posix() for p in copied.rglob("*")}
+    assert "bench-runs" not in names and "notes.txt" in names and ".gitignore" in names
+    assert f"{pk.PACKAGE}/local.ckpt" in names
